@@ -1,0 +1,75 @@
+"""Helpers shared by the benchmark scripts: timing, compile time, memory, JSON output."""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+
+
+def device_info() -> dict:
+    dev = jax.devices()[0]
+    return {
+        "backend": jax.default_backend(),
+        "device": getattr(dev, "device_kind", str(dev)),
+        "num_devices": jax.device_count(),
+        "jax": jax.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def compile_and_time(fn: Callable, *args, repeats: int = 3, min_seconds: float = 0.2) -> dict:
+    """Compiles ``jax.jit(fn)`` for ``args``, then times the best of ``repeats`` runs.
+
+    Returns:
+      ``{"compile_s": ..., "run_s": ...}`` where ``run_s`` is the best per-call time.
+    """
+    jitted = jax.jit(fn)
+    start = time.perf_counter()
+    compiled = jitted.lower(*args).compile()
+    compile_s = time.perf_counter() - start
+    jax.block_until_ready(compiled(*args))  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        calls, start = 0, time.perf_counter()
+        while True:
+            jax.block_until_ready(compiled(*args))
+            calls += 1
+            elapsed = time.perf_counter() - start
+            if elapsed >= min_seconds:
+                break
+        best = min(best, elapsed / calls)
+    return {"compile_s": compile_s, "run_s": best}
+
+
+def time_python(fn: Callable, repeats: int = 3) -> float:
+    """Best wall-clock seconds of ``repeats`` calls of a plain Python function."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def emit(result: dict, out: str | None) -> None:
+    """Prints ``result`` as JSON and writes it to ``out`` if given."""
+    result = {"device": device_info(), "peak_rss_mb": peak_rss_mb(), **result}
+    text = json.dumps(result, indent=2)
+    print(text)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,137 @@
+"""The ``mbrl-jax`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _cmd_envs(args: argparse.Namespace) -> int:
+    from mbrl_jax import envs
+
+    print("Mazes (mbrl_jax):")
+    for name in envs.maze_names():
+        _, params = envs.make(name)
+        print(f"  {name:<16} {params.height}x{params.width}, {params.num_states} states")
+    print("gymnax environments (passed through):")
+    for name in envs.names()[len(envs.maze_names()) :]:
+        print(f"  {name}")
+    return 0
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    import jax
+
+    from mbrl_jax import envs, models, planners
+    from mbrl_jax.experiments.collect import random_transitions
+
+    if args.env not in envs.maze_names():
+        print(
+            f"error: plan needs a maze; got {args.env!r}, choose from "
+            f"{', '.join(envs.maze_names())}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.transitions < 1:
+        print(f"error: --transitions must be >= 1, got {args.transitions}", file=sys.stderr)
+        return 2
+    env, params = envs.make(args.env)
+    true_mdp = envs.to_tabular(env, params, phase=args.phase)
+    exact = jax.jit(planners.value_iteration)(true_mdp, args.discount)
+    exact_len = int(planners.greedy_path_length(true_mdp, exact.policy))
+
+    @jax.jit
+    def learn(key):
+        data = random_transitions(key, env, params, args.transitions)
+        model = models.count_model_init(params.num_states, env.num_actions)
+        model = models.count_model_update(model, data)
+        mdp = models.count_model_mdp(model).replace(start=params.start)
+        result = planners.value_iteration(mdp, args.discount)
+        return result, planners.greedy_path_length(true_mdp, result.policy)
+
+    learned, learned_len = learn(jax.random.key(args.seed))
+    learned_len = int(learned_len)
+    print(envs.render_ascii(params, phase=args.phase, policy=exact.policy))
+    print(
+        f"value iteration on the true MDP:          greedy path {exact_len} steps "
+        f"({int(exact.iterations)} iterations)"
+    )
+    shown = "does not reach the goal" if learned_len < 0 else f"greedy path {learned_len} steps"
+    print(
+        f"value iteration on a count model learned\n  from {args.transitions} random "
+        f"transitions:            {shown}"
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(
+        1, 2, figsize=(2 * max(4.0, 0.6 * params.width), max(3.0, 0.6 * params.height))
+    )
+    envs.plot_maze(
+        params,
+        exact.values,
+        exact.policy,
+        args.phase,
+        ax=axes[0],
+        title=f"true MDP: path {exact_len}",
+    )
+    envs.plot_maze(
+        params,
+        learned.values,
+        learned.policy,
+        args.phase,
+        ax=axes[1],
+        title=f"count model ({args.transitions} steps): path {learned_len}",
+    )
+    fig.tight_layout()
+    png = out / f"plan_{args.env}.png"
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+    summary = {
+        "env": args.env,
+        "true_path_length": exact_len,
+        "learned_path_length": learned_len,
+        "transitions": args.transitions,
+        "discount": args.discount,
+    }
+    (out / f"plan_{args.env}.json").write_text(json.dumps(summary, indent=2))
+    print(f"wrote {png}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mbrl-jax", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_envs = sub.add_parser("envs", help="list environments")
+    p_envs.set_defaults(func=_cmd_envs)
+
+    p_plan = sub.add_parser(
+        "plan", help="value iteration on the true MDP and on a learned count model"
+    )
+    p_plan.add_argument("--env", default="DynaMaze")
+    p_plan.add_argument(
+        "--transitions",
+        type=int,
+        default=2000,
+        help="random transitions the count model learns from",
+    )
+    p_plan.add_argument("--discount", type=float, default=0.95)
+    p_plan.add_argument("--phase", type=int, default=0, choices=(0, 1), help="wall phase")
+    p_plan.add_argument("--seed", type=int, default=0)
+    p_plan.add_argument("--out", default="results")
+    p_plan.set_defaults(func=_cmd_plan)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

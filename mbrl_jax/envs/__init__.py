@@ -1,0 +1,39 @@
+"""Pure environments on gymnax's API, and the registry that makes them."""
+
+from mbrl_jax.envs.layouts import scale_layout
+from mbrl_jax.envs.maze import (
+    ACTION_NAMES,
+    NUM_ACTIONS,
+    GridMaze,
+    MazeParams,
+    MazeState,
+    make_maze_params,
+    move,
+    parse_layout,
+    wall_phase,
+)
+from mbrl_jax.envs.registry import make, maze_names, names
+from mbrl_jax.envs.render import plot_maze, render_ascii
+from mbrl_jax.envs.tabular import to_tabular
+from mbrl_jax.envs.wrappers import VectorObservation, vector_observation
+
+__all__ = [
+    "ACTION_NAMES",
+    "NUM_ACTIONS",
+    "GridMaze",
+    "MazeParams",
+    "MazeState",
+    "VectorObservation",
+    "make",
+    "make_maze_params",
+    "maze_names",
+    "move",
+    "names",
+    "parse_layout",
+    "plot_maze",
+    "render_ascii",
+    "scale_layout",
+    "to_tabular",
+    "vector_observation",
+    "wall_phase",
+]

@@ -1,0 +1,76 @@
+"""``make(name) -> (env, params)`` for our mazes and gymnax's environments."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import gymnax
+import jax.numpy as jnp
+import numpy as np
+
+from mbrl_jax.envs import layouts
+from mbrl_jax.envs.maze import GridMaze, MazeParams, make_maze_params, validate_params
+
+_MAZES: dict[str, Callable[[], MazeParams]] = {
+    "GridWorld-5x5": lambda: make_maze_params(
+        layouts.GRID_WORLD_5X5, step_reward=-0.01, goal_reward=1.0, max_steps_in_episode=100
+    ),
+    "DynaMaze": lambda: make_maze_params(layouts.DYNA_MAZE),
+    "BlockingMaze": lambda: make_maze_params(
+        layouts.BLOCKING_MAZE, layouts.BLOCKING_MAZE_AFTER, change_step=1000
+    ),
+    "ShortcutMaze": lambda: make_maze_params(
+        layouts.SHORTCUT_MAZE, layouts.SHORTCUT_MAZE_AFTER, change_step=3000
+    ),
+}
+
+
+def maze_names() -> list[str]:
+    """Names of the mazes of this library."""
+    return list(_MAZES)
+
+
+def names() -> list[str]:
+    """Every name :func:`make` accepts: our mazes, then gymnax's environments."""
+    return maze_names() + list(gymnax.registered_envs)
+
+
+def _apply_overrides(params, overrides: dict, env_name: str):
+    fields = {f.name: f for f in dataclasses.fields(params)}
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        raise ValueError(
+            f"unknown parameter(s) {unknown} for {env_name}; its parameters are {sorted(fields)}"
+        )
+    replaced = {}
+    for name, value in overrides.items():
+        old = getattr(params, name)
+        if isinstance(old, jnp.ndarray | np.ndarray):
+            value = jnp.asarray(value, dtype=jnp.asarray(old).dtype)
+        replaced[name] = value
+    return params.replace(**replaced)
+
+
+def make(name: str, **param_overrides):
+    """Creates an environment and its default parameters.
+
+    Args:
+      name: one of :func:`names` (e.g. ``"DynaMaze"``, ``"BlockingMaze"``, ``"CartPole-v1"``).
+      **param_overrides: fields of the environment's params to replace, e.g.
+        ``make("DynaMaze", slip_prob=0.1, max_steps_in_episode=500)``.
+
+    Returns:
+      ``(env, params)``.
+
+    Raises:
+      ValueError: unknown name or parameter, or an out-of-range value.
+    """
+    if name in _MAZES:
+        params = _apply_overrides(_MAZES[name](), param_overrides, name)
+        validate_params(params)
+        return GridMaze(name=name, default_params=params), params
+    if name in gymnax.registered_envs:
+        env, params = gymnax.make(name)
+        return env, _apply_overrides(params, param_overrides, name)
+    raise ValueError(f"unknown environment {name!r}; available: {', '.join(names())}")

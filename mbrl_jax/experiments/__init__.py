@@ -1,0 +1,1 @@
+"""Experiment runners: data collection, planning demos, the comparison runner."""

@@ -1,0 +1,43 @@
+"""Models: every one exposes ``step(params, key, state, action) -> (next_state, reward, done)``."""
+
+from mbrl_jax.models.tabular import (
+    CountModel,
+    DeterministicModel,
+    count_model,
+    count_model_init,
+    count_model_mdp,
+    count_model_step,
+    count_model_update,
+    deterministic_model,
+    deterministic_model_init,
+    deterministic_model_step,
+    deterministic_model_update,
+    ensemble_init,
+    ensemble_mdps,
+    ensemble_stats,
+    ensemble_update,
+    sample_visited_pair,
+    sample_visited_state,
+    visit_counts,
+)
+
+__all__ = [
+    "CountModel",
+    "DeterministicModel",
+    "count_model",
+    "count_model_init",
+    "count_model_mdp",
+    "count_model_step",
+    "count_model_update",
+    "deterministic_model",
+    "deterministic_model_init",
+    "deterministic_model_step",
+    "deterministic_model_update",
+    "ensemble_init",
+    "ensemble_mdps",
+    "ensemble_stats",
+    "ensemble_update",
+    "sample_visited_pair",
+    "sample_visited_state",
+    "visit_counts",
+]

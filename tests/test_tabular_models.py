@@ -1,0 +1,153 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mbrl_jax import envs, models, planners
+from mbrl_jax.experiments.collect import random_transitions
+from mbrl_jax.types import Transition
+
+
+@pytest.fixture(scope="module")
+def slippery():
+    env, params = envs.make("GridWorld-5x5", slip_prob=0.3, max_steps_in_episode=30)
+    return env, params, envs.to_tabular(env, params)
+
+
+def test_count_model_converges_to_true_transitions(slippery):
+    env, params, true_mdp = slippery
+    errors = []
+    for n in (500, 5_000, 50_000):
+        data = jax.jit(random_transitions, static_argnums=(1, 3))(jax.random.key(0), env, params, n)
+        model = models.count_model_update(models.count_model_init(25, 4), data)
+        mdp = models.count_model_mdp(model)
+        visited = (
+            np.asarray(models.visit_counts(model) > 0) & ~np.asarray(true_mdp.terminal)[:, None]
+        )
+        err = np.abs(np.asarray(mdp.transition) - np.asarray(true_mdp.transition)).sum(-1)
+        errors.append(float(err[visited].mean()))
+    assert errors[0] > errors[1] > errors[2]
+    assert errors[2] < 0.05
+
+
+def test_count_model_batch_equals_sequential_and_sampling():
+    s = jnp.array([0, 0, 0, 1])
+    a = jnp.array([1, 1, 1, 2])
+    s2 = jnp.array([2, 2, 3, 1])
+    r = jnp.array([1.0, 0.0, 0.5, 2.0])
+    d = jnp.array([False, False, True, False])
+    batch = models.count_model_update(models.count_model_init(4, 3), Transition(s, a, r, s2, d))
+    seq = models.count_model_init(4, 3)
+    for i in range(4):
+        seq = models.count_model_update(seq, Transition(s[i], a[i], r[i], s2[i], d[i]))
+    for x, y in zip(jax.tree.leaves(batch), jax.tree.leaves(seq), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    mdp = models.count_model_mdp(batch)
+    np.testing.assert_allclose(np.asarray(mdp.transition[0, 1]), [0, 0, 2 / 3, 1 / 3])
+    assert float(mdp.reward[0, 1]) == pytest.approx(0.5)
+    # Unvisited pairs: self-loop, zero reward; with a prior they blend towards uniform.
+    np.testing.assert_allclose(np.asarray(mdp.transition[3, 0]), [0, 0, 0, 1])
+    prior = models.count_model_mdp(batch, prior_count=4.0)
+    np.testing.assert_allclose(np.asarray(prior.transition[3, 0]), [0.25] * 4)
+    np.testing.assert_allclose(np.asarray(prior.transition[0, 1]), [1 / 7, 1 / 7, 3 / 7, 2 / 7])
+    assert bool(mdp.terminal[3]) and not bool(mdp.terminal[2])
+    keys = jax.random.split(jax.random.key(0), 4000)
+    nxt, rew, done = jax.vmap(models.count_model_step, in_axes=(None, 0, None, None))(
+        batch, keys, 0, 1
+    )
+    assert float(jnp.mean(nxt == 2)) == pytest.approx(2 / 3, abs=0.03)
+    np.testing.assert_array_equal(np.asarray(done), np.asarray(nxt == 3))
+    assert float(rew[0]) == pytest.approx(0.5)
+    unseen = models.count_model_step(batch, keys[0], 2, 0)
+    assert int(unseen[0]) == 2 and float(unseen[1]) == 0.0
+
+
+def test_deterministic_model_visited_lists_and_uniform_sampling():
+    model = models.deterministic_model_init(10, 4)
+    pairs = [(3, 1), (3, 2), (7, 0), (3, 1), (0, 3)]
+    update = jax.jit(models.deterministic_model_update)
+    for i, (s, a) in enumerate(pairs):
+        model = update(
+            model,
+            Transition(
+                jnp.int32(s),
+                jnp.int32(a),
+                jnp.float32(i),
+                jnp.int32((s + 1) % 10),
+                jnp.bool_(False),
+            ),
+        )
+    assert int(model.num_pairs) == 4
+    assert list(np.asarray(model.pair_list[:4])) == [13, 14, 28, 3]
+    assert int(model.num_states_visited) == 3
+    assert list(np.asarray(model.state_list[:3])) == [3, 7, 0]
+    # Last seen wins.
+    assert float(model.reward[3, 1]) == 3.0
+    keys = jax.random.split(jax.random.key(0), 8000)
+    s, a = jax.vmap(models.sample_visited_pair, in_axes=(None, 0))(model, keys)
+    flat = np.asarray(s * 4 + a)
+    counts = np.array([np.mean(flat == f) for f in (13, 14, 28, 3)])
+    np.testing.assert_allclose(counts, 0.25, atol=0.02)
+    assert counts.sum() == pytest.approx(1.0)
+    states = jax.vmap(models.sample_visited_state, in_axes=(None, 0))(model, keys)
+    assert set(np.unique(np.asarray(states))) == {0, 3, 7}
+
+
+def test_deterministic_model_fills_every_pair():
+    model = models.deterministic_model_init(3, 2)
+    transitions = Transition(
+        jnp.array([0, 0, 1, 1, 2, 2, 2]),
+        jnp.array([0, 1, 0, 1, 0, 1, 1]),
+        jnp.zeros(7),
+        jnp.zeros(7, jnp.int32),
+        jnp.zeros(7, bool),
+    )
+    model, _ = jax.lax.scan(
+        lambda m, t: (models.deterministic_model_update(m, t), None), model, transitions
+    )
+    assert int(model.num_pairs) == 6
+    assert sorted(np.asarray(model.pair_list).tolist()) == list(range(6))
+
+
+def test_ensemble_bounds_ordered(slippery):
+    env, params, _ = slippery
+    data = random_transitions(jax.random.key(1), env, params, 400)
+    ensemble = models.ensemble_init(5, 25, 4)
+    ensemble = jax.jit(models.ensemble_update)(ensemble, jax.random.key(2), data)
+    stats = models.ensemble_stats(ensemble)
+    assert stats["transition_mean"].shape == (25, 4, 25)
+    assert float(stats["transition_std"].max()) > 0.0
+    mdps = models.ensemble_mdps(ensemble).replace(
+        start=jnp.zeros(5, jnp.int32),
+        terminal=jnp.broadcast_to(envs.to_tabular(env, params).terminal, (5, 25)),
+    )
+    pess = planners.pessimistic_value_iteration(mdps, 0.9, 1.0)
+    mean = planners.pessimistic_value_iteration(mdps, 0.9, 0.0)
+    opt = planners.optimistic_value_iteration(mdps, 0.9, 1.0)
+    assert np.all(np.asarray(pess.values) <= np.asarray(mean.values) + 1e-6)
+    assert np.all(np.asarray(mean.values) <= np.asarray(opt.values) + 1e-6)
+    assert float(jnp.max(opt.values - pess.values)) > 0.01
+    with pytest.raises(ValueError, match="beta"):
+        planners.pessimistic_value_iteration(mdps, 0.9, -1.0)
+    with pytest.raises(ValueError, match="E, S, A"):
+        planners.robust_value_iteration(jax.tree.map(lambda x: x[0], mdps), 0.9, 1.0)
+
+
+def test_model_bundles_share_the_step_interface():
+    for make in (models.count_model, models.deterministic_model):
+        model = make(5, 2)
+        params = model.init(jax.random.key(0))
+        params = model.update(
+            params,
+            jax.random.key(1),
+            Transition(jnp.int32(1), jnp.int32(0), jnp.float32(1.0), jnp.int32(2), jnp.bool_(True)),
+        )
+        next_state, reward, done = jax.jit(model.step)(params, jax.random.key(2), 1, 0)
+        assert (int(next_state), float(reward), bool(done)) == (2, 1.0, True)
+
+
+def test_bad_model_sizes():
+    with pytest.raises(ValueError, match="num_states"):
+        models.count_model_init(0, 4)
+    with pytest.raises(ValueError, match="num_members"):
+        models.ensemble_init(1, 4, 4)
