@@ -1,0 +1,1 @@
+"""Agents: ``make_train(config, env, env_params) -> train(key)``."""

@@ -1,0 +1,66 @@
+"""Pieces shared by the tabular agents: validation, epsilon-greedy action choice."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from gymnax.environments import spaces
+
+from mbrl_jax.types import Array
+
+
+def discrete_sizes(env, env_params) -> tuple[int, int]:
+    """``(num_states, num_actions)`` of an env with discrete observations and actions.
+
+    Raises:
+      ValueError: if the observation is not a discrete state index or actions are not discrete.
+    """
+    obs_space = env.observation_space(env_params)
+    act_space = env.action_space(env_params)
+    if not isinstance(obs_space, spaces.Discrete):
+        raise ValueError(
+            f"env: tabular agents need a discrete state index as observation; "
+            f"{getattr(env, 'name', type(env).__name__)} observes {obs_space!r} "
+            f"(shape {getattr(obs_space, 'shape', None)})"
+        )
+    if not isinstance(act_space, spaces.Discrete):
+        raise ValueError(f"env: tabular agents need discrete actions, got {act_space!r}")
+    return int(obs_space.n), int(act_space.n)
+
+
+def check_range(config, name: str, low=None, high=None, low_open=False, high_open=False):
+    """Raises ``ValueError`` naming ``config.name`` if it lies outside the range."""
+    value = getattr(config, name)
+    if low is not None and (value < low or (low_open and value == low)):
+        bracket = "(" if low_open else "["
+        raise ValueError(
+            f"{type(config).__qualname__}.{name} must be in {bracket}{low}, "
+            f"{high if high is not None else 'inf'}{')' if high_open or high is None else ']'}, "
+            f"got {value}"
+        )
+    if high is not None and (value > high or (high_open and value == high)):
+        raise ValueError(
+            f"{type(config).__qualname__}.{name} must be in {'(' if low_open else '['}{low}, "
+            f"{high}{')' if high_open else ']'}, got {value}"
+        )
+
+
+def epsilon_greedy(q_row: Array, epsilon: Array, bits: Array) -> Array:
+    """Epsilon-greedy choice with greedy ties broken uniformly at random.
+
+    Args:
+      q_row: ``[A]`` action values of the current state.
+      epsilon: ``[]`` exploration probability.
+      bits: ``[A + 1]`` uint32 random words: word 0 decides exploration and the
+        random action, words ``1..A`` break ties among greedy actions.
+
+    Returns:
+      ``[]`` int32 action.
+    """
+    num_actions = q_row.shape[-1]
+    u = (bits[0] >> 8).astype(jnp.float32) * jnp.float32(2.0**-24)
+    explore = u < epsilon
+    random_action = (bits[0] % jnp.uint32(num_actions)).astype(jnp.int32)
+    is_best = q_row == jnp.max(q_row)
+    noise = jnp.where(is_best, bits[1:].astype(jnp.float32), -1.0)
+    greedy = jnp.argmax(noise).astype(jnp.int32)
+    return jnp.where(explore, random_action, greedy)

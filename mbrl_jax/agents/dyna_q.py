@@ -1,0 +1,150 @@
+"""Q-learning, Dyna-Q and Dyna-Q+ as one compiled training run.
+
+* ``planning_steps = 0``: one-step tabular Q-learning.
+* ``planning_steps = n``: Dyna-Q (Sutton & Barto, section 8.2): after every real
+  step, ``n`` Q-learning updates on pairs drawn uniformly from those visited,
+  replayed through the last-seen deterministic model.
+* ``kappa > 0``: Dyna-Q+ (section 8.3): planning reward
+  ``r + kappa * sqrt(tau)``, ``tau`` real steps since the pair was last tried;
+  planning draws a visited state and *any* action, untried actions leading
+  back to the state with reward 0.
+
+Actions are epsilon-greedy with greedy ties broken at random. The whole run is
+one ``lax.scan`` over environment steps, so::
+
+    train = dyna_q.make_train(dyna_q.Config(planning_steps=50), env, params)
+    out = jax.jit(jax.vmap(train))(jax.random.split(key, 30))   # 30 seeds
+
+Learning rate, epsilon, discount and kappa can also be batched as traced
+values: ``jax.vmap(train)(keys, HyperParams(learning_rate=lrs, ...))``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import jax.numpy as jnp
+
+from mbrl_jax.agents.common import check_range
+from mbrl_jax.agents.tabular import (
+    HyperParams,
+    StepMetrics,
+    TrainOutput,
+    make_tabular_train,
+    validate_common,
+)
+from mbrl_jax.models.tabular import (
+    DeterministicModel,
+    deterministic_model_init,
+    deterministic_model_update,
+)
+from mbrl_jax.planners.dyna import dyna_planning, q_learning_update
+from mbrl_jax.types import Array
+
+__all__ = ["Config", "HyperParams", "StepMetrics", "TrainOutput", "make_train"]
+
+PLANNING_MODES = ("sequential", "batched")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Dyna-Q family settings (validated on construction).
+
+    Attributes:
+      num_steps: environment steps per run (static).
+      planning_steps: model updates per real step, ``n >= 0`` (static).
+      learning_rate: step size ``alpha`` in ``(0, 1]``.
+      epsilon: exploration probability in ``[0, 1]``.
+      discount: ``gamma`` in ``[0, 1]``.
+      kappa: Dyna-Q+ bonus weight, ``>= 0``; ``> 0`` switches on Dyna-Q+ (a static
+        choice of the planning scheme; the value itself may be traced).
+      planning: ``"sequential"`` (textbook) or ``"batched"`` (see
+        :func:`mbrl_jax.planners.dyna.dyna_planning`).
+      max_episodes: if set, the agent stops acting and learning after this many
+        episodes (later steps report reward 0 and ``done`` False).
+      greedy_eval_interval: if ``> 0`` (mazes only), every this many steps the
+        greedy policy is rolled out in the true maze and its path length recorded.
+    """
+
+    num_steps: int = 3000
+    planning_steps: int = 5
+    learning_rate: float = 0.1
+    epsilon: float = 0.1
+    discount: float = 0.95
+    kappa: float = 0.0
+    planning: str = "sequential"
+    max_episodes: int | None = None
+    greedy_eval_interval: int = 0
+
+    def __post_init__(self):
+        validate_common(self)
+        check_range(self, "kappa", low=0.0)
+        if self.planning not in PLANNING_MODES:
+            raise ValueError(
+                f"Config.planning must be one of {PLANNING_MODES}, got {self.planning!r}"
+            )
+
+
+class DynaState(NamedTuple):
+    """Agent state: ``q [S, A]``, the last-seen ``model``, ``last_tried [S, A]`` int32 step."""
+
+    q: Array
+    model: DeterministicModel
+    last_tried: Array
+
+
+def make_train(config: Config, env, env_params):
+    """Builds ``train(key, hyperparams=None) -> TrainOutput`` for one seed.
+
+    Args:
+      config: :class:`Config`.
+      env: gymnax environment with discrete observations (state indices) and actions.
+      env_params: its params.
+
+    Returns:
+      A pure function; jit it, vmap it over keys (and over :class:`HyperParams`).
+      ``metrics`` hold ``reward``, ``done``, ``terminated``, ``planning_updates``
+      and ``q_updates`` of shape ``[num_steps]``.
+
+    Raises:
+      ValueError: if the env does not observe a discrete state index.
+    """
+    plus = config.kappa > 0.0
+    n = config.planning_steps
+
+    def init(num_states, num_actions):
+        return DynaState(
+            q=jnp.zeros((num_states, num_actions), jnp.float32),
+            model=deterministic_model_init(num_states, num_actions),
+            last_tried=jnp.zeros((num_states, num_actions), jnp.int32),
+        )
+
+    def learn(agent: DynaState, transition, step, seed, hp: HyperParams):
+        q = q_learning_update(
+            agent.q,
+            transition.state,
+            transition.action,
+            transition.reward,
+            transition.next_state,
+            transition.done,
+            hp.learning_rate,
+            hp.discount,
+        )
+        model = deterministic_model_update(agent.model, transition)
+        last_tried = agent.last_tried.at[transition.state, transition.action].set(step)
+        q = dyna_planning(
+            q,
+            model,
+            seed,
+            n,
+            hp.learning_rate,
+            hp.discount,
+            kappa=hp.kappa if plus else None,
+            last_tried=last_tried if plus else None,
+            step=step,
+            batched=config.planning == "batched",
+        )
+        return DynaState(q, model, last_tried), jnp.int32(n), jnp.int32(n + 1)
+
+    return make_tabular_train(config, env, env_params, init, learn)

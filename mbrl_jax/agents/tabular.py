@@ -1,0 +1,216 @@
+"""The training loop shared by tabular agents (Q-learning, Dyna-Q/Q+, prioritized sweeping).
+
+An agent supplies ``init(num_states, num_actions) -> agent_state`` (a pytree with
+a ``q`` field ``[S, A]``) and ``learn(agent_state, transition, step, seed,
+hyperparams) -> (agent_state, planning_updates, q_updates)``;
+:func:`make_tabular_train` wraps them in the epsilon-greedy acting loop: one
+``lax.scan`` over environment steps, optional episode budget, optional greedy
+evaluation in the true maze.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from mbrl_jax.agents.common import check_range, discrete_sizes, epsilon_greedy
+from mbrl_jax.types import Array, PRNGKey, Transition
+
+
+def validate_common(config) -> None:
+    """Checks the fields every tabular agent config has; ``ValueError`` names the field."""
+    check_range(config, "num_steps", low=1)
+    check_range(config, "planning_steps", low=0)
+    check_range(config, "learning_rate", low=0.0, high=1.0, low_open=True)
+    check_range(config, "epsilon", low=0.0, high=1.0)
+    check_range(config, "discount", low=0.0, high=1.0)
+    check_range(config, "greedy_eval_interval", low=0)
+    if config.max_episodes is not None:
+        check_range(config, "max_episodes", low=1)
+    if config.greedy_eval_interval and config.num_steps % config.greedy_eval_interval:
+        raise ValueError(
+            f"{type(config).__qualname__}.greedy_eval_interval ({config.greedy_eval_interval}) "
+            f"must divide num_steps ({config.num_steps})"
+        )
+
+
+@struct.dataclass
+class HyperParams:
+    """Values that may be traced (and so vmapped); defaults come from the config.
+
+    Attributes:
+      learning_rate, epsilon, discount: ``[]`` float32.
+      kappa: ``[]`` float32 Dyna-Q+ bonus weight (ignored by other agents).
+    """
+
+    learning_rate: Array
+    epsilon: Array
+    discount: Array
+    kappa: Array
+
+    @classmethod
+    def from_config(cls, config) -> HyperParams:
+        return cls(
+            learning_rate=jnp.float32(config.learning_rate),
+            epsilon=jnp.float32(config.epsilon),
+            discount=jnp.float32(config.discount),
+            kappa=jnp.float32(getattr(config, "kappa", 0.0)),
+        )
+
+
+class StepMetrics(NamedTuple):
+    """Per-step metrics, each ``[T]``.
+
+    Attributes:
+      reward: reward of the real step.
+      done: True at the last step of an episode (terminated or truncated).
+      terminated: True where the episode ended in a terminal state.
+      planning_updates: int32 model (planning) updates made after the step.
+      q_updates: int32 Q-table updates of the step (direct + planning).
+    """
+
+    reward: Array
+    done: Array
+    terminated: Array
+    planning_updates: Array
+    q_updates: Array
+
+
+class TrainOutput(NamedTuple):
+    """Result of one run.
+
+    Attributes:
+      q_values: ``[S, A]`` final action values.
+      model: the agent's final model.
+      agent_state: the agent's whole final state (model, queue, visit times, ...).
+      metrics: :class:`StepMetrics` of shape ``[T]``.
+      greedy_path_length: ``[T // greedy_eval_interval]`` int32 path length of the
+        greedy policy in the true maze after each interval (``-1``: goal not
+        reached); shape ``[0]`` when not evaluated.
+    """
+
+    q_values: Array
+    model: Any
+    agent_state: Any
+    metrics: StepMetrics
+    greedy_path_length: Array
+
+
+class _Carry(NamedTuple):
+    agent: Any
+    env_state: Any
+    obs: Array
+    episodes: Array
+
+
+def greedy_evaluator(env, env_params) -> Callable[[Array, Array], Array]:
+    """``evaluate(q, total_steps) -> path length`` of the greedy policy in the true maze.
+
+    Follows the intended moves (no slip) under the wall phase in force after
+    ``total_steps`` steps, taking the first best action; ``-1`` if the goal is
+    not reached within ``S`` steps.
+
+    Raises:
+      ValueError: if ``env`` is not a maze.
+    """
+    from mbrl_jax.envs.maze import GridMaze
+    from mbrl_jax.envs.tabular import to_tabular
+
+    if not isinstance(env, GridMaze):
+        raise ValueError("greedy_eval_interval needs a maze environment (GridMaze)")
+    mdps = [to_tabular(env, env_params, phase=p, sparse=True) for p in (0, 1)]
+    successor = jnp.stack([m.next_state[..., 0] for m in mdps])  # [2, S, A]
+    terminal = jnp.stack([m.terminal for m in mdps])
+    num_states = successor.shape[1]
+
+    def evaluate(q, total_steps):
+        phase = (total_steps >= env_params.change_step).astype(jnp.int32)
+        policy = jnp.argmax(q, axis=-1)
+
+        def cond(c):
+            s, n = c
+            return (~terminal[phase, s]) & (n < num_states)
+
+        def body(c):
+            s, n = c
+            return successor[phase, s, policy[s]], n + 1
+
+        s, n = jax.lax.while_loop(cond, body, (jnp.asarray(env_params.start, jnp.int32), 0))
+        return jnp.where(terminal[phase, s], n, -1).astype(jnp.int32)
+
+    return evaluate
+
+
+def make_tabular_train(config, env, env_params, init: Callable, learn: Callable):
+    """Builds ``train(key, hyperparams=None) -> TrainOutput`` around an agent's ``learn``.
+
+    Args:
+      config: validated config with ``num_steps``, ``max_episodes``,
+        ``greedy_eval_interval`` (and the :class:`HyperParams` fields).
+      env, env_params: gymnax env with discrete observations and actions.
+      init: ``init(num_states, num_actions) -> agent_state`` with fields ``q`` and ``model``.
+      learn: ``learn(agent_state, transition, step, seed, hp) -> (agent_state,
+        planning_updates, q_updates)``; ``step`` is the ``[]`` int32 count of real
+        steps including this one, ``seed`` a ``[]`` uint32 random word.
+    """
+    num_states, num_actions = discrete_sizes(env, env_params)
+    interval = config.greedy_eval_interval
+    evaluate = greedy_evaluator(env, env_params) if interval else None
+
+    def env_step(carry: _Carry, t: Array, step_key: PRNGKey, hp: HyperParams):
+        env_key, bits_key = jax.random.split(step_key)
+        bits = jax.random.bits(bits_key, (num_actions + 2,), jnp.uint32)
+        action = epsilon_greedy(carry.agent.q[carry.obs], hp.epsilon, bits[: num_actions + 1])
+        obs, env_state, reward, terminated, truncated, info = env.step(
+            env_key, carry.env_state, action, env_params
+        )
+        transition = Transition(carry.obs, action, reward, info["final_observation"], terminated)
+        agent, planning_updates, q_updates = learn(
+            carry.agent, transition, t + 1, bits[num_actions + 1], hp
+        )
+        done = terminated | truncated
+        new = _Carry(agent, env_state, jnp.asarray(obs, jnp.int32), carry.episodes + done)
+        metrics = StepMetrics(reward, done, terminated, planning_updates, q_updates)
+        if config.max_episodes is not None:
+            active = carry.episodes < config.max_episodes
+            new = jax.tree.map(lambda a, b: jnp.where(active, a, b), new, carry)
+            metrics = jax.tree.map(lambda m: jnp.where(active, m, jnp.zeros_like(m)), metrics)
+        return new, metrics
+
+    def train(key: PRNGKey, hyperparams: HyperParams | None = None) -> TrainOutput:
+        hp = HyperParams.from_config(config) if hyperparams is None else hyperparams
+        reset_key, loop_key = jax.random.split(key)
+        obs, env_state = env.reset(reset_key, env_params)
+        carry = _Carry(
+            agent=init(num_states, num_actions),
+            env_state=env_state,
+            obs=jnp.asarray(obs, jnp.int32),
+            episodes=jnp.int32(0),
+        )
+        steps = jnp.arange(config.num_steps, dtype=jnp.int32)
+        keys = jax.random.split(loop_key, config.num_steps)
+
+        def scan_steps(carry, xs):
+            return jax.lax.scan(lambda c, x: env_step(c, x[0], x[1], hp), carry, xs)
+
+        if interval:
+            chunks = config.num_steps // interval
+
+            def chunk(carry, xs):
+                carry, metrics = scan_steps(carry, xs)
+                return carry, (metrics, evaluate(carry.agent.q, xs[0][-1] + 1))
+
+            reshape = lambda x: x.reshape(chunks, interval, *x.shape[1:])  # noqa: E731
+            carry, (metrics, lengths) = jax.lax.scan(chunk, carry, (reshape(steps), reshape(keys)))
+            metrics = jax.tree.map(lambda m: m.reshape(config.num_steps), metrics)
+        else:
+            carry, metrics = scan_steps(carry, (steps, keys))
+            lengths = jnp.zeros((0,), jnp.int32)
+        agent = carry.agent
+        return TrainOutput(agent.q, agent.model, agent, metrics, lengths)
+
+    return train
