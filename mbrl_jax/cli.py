@@ -102,12 +102,105 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from mbrl_jax import envs
+    from mbrl_jax.experiments import compare
+    from mbrl_jax.experiments.registry import CommonSettings, agent_names, parse_spec
+
+    if args.env not in envs.names():
+        print(
+            f"error: unknown environment {args.env!r}; valid: {', '.join(envs.names())}",
+            file=sys.stderr,
+        )
+        return 2
+    agents = [a.strip() for a in args.agents.split(",") if a.strip()]
+    if not agents:
+        print(f"error: no agents given; valid: {', '.join(agent_names())}", file=sys.stderr)
+        return 2
+    for spec in agents:
+        try:
+            parse_spec(spec)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+    for flag in ("seeds", "steps", "episodes"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            print(f"error: --{flag} must be >= 1, got {value}", file=sys.stderr)
+            return 2
+    settings = CommonSettings(
+        learning_rate=args.learning_rate,
+        epsilon=args.epsilon,
+        discount=args.discount,
+        kappa=args.kappa,
+        theta=args.theta,
+    )
+    try:
+        results = compare.run_comparison(
+            args.env,
+            agents,
+            seeds=args.seeds,
+            steps=args.steps,
+            episodes=args.episodes,
+            settings=settings,
+            near_optimal=args.near_optimal,
+            seed=args.seed,
+        )
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(compare.format_table(results))
+    paths = compare.write_outputs(results, args.out)
+    print(f"wrote {paths['json']} and {paths['png']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mbrl-jax", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p_envs = sub.add_parser("envs", help="list environments")
     p_envs.set_defaults(func=_cmd_envs)
+
+    from mbrl_jax.experiments.compare import DEFAULT_AGENTS, DEFAULT_ENV
+
+    p_cmp = sub.add_parser(
+        "compare",
+        help="run several agents x many seeds on one environment; table, curves, results.json",
+    )
+    p_cmp.add_argument("--env", default=DEFAULT_ENV)
+    p_cmp.add_argument(
+        "--agents",
+        default=",".join(DEFAULT_AGENTS),
+        help="comma-separated agent specs, e.g. q_learning,dyna_q:50",
+    )
+    p_cmp.add_argument("--seeds", type=int, default=30)
+    p_cmp.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="environment steps per seed (default 3000; a cap with --episodes)",
+    )
+    p_cmp.add_argument(
+        "--episodes",
+        type=int,
+        default=None,
+        help="stop each seed after this many episodes (trials)",
+    )
+    p_cmp.add_argument("--learning-rate", type=float, default=0.1)
+    p_cmp.add_argument("--epsilon", type=float, default=0.1)
+    p_cmp.add_argument("--discount", type=float, default=0.95)
+    p_cmp.add_argument("--kappa", type=float, default=1e-3, help="Dyna-Q+ bonus weight")
+    p_cmp.add_argument("--theta", type=float, default=1e-4, help="prioritized sweeping threshold")
+    p_cmp.add_argument(
+        "--near-optimal",
+        type=float,
+        default=1.3,
+        help="near-optimal = within this factor of the shortest path",
+    )
+    p_cmp.add_argument("--seed", type=int, default=0)
+    p_cmp.add_argument("--out", default="results")
+    p_cmp.set_defaults(func=_cmd_compare)
 
     p_plan = sub.add_parser(
         "plan", help="value iteration on the true MDP and on a learned count model"

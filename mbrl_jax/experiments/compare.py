@@ -1,0 +1,339 @@
+"""Running several agents x many seeds on one environment, and reporting the comparison.
+
+Each agent is compiled once and runs all seeds in one ``jax.jit(jax.vmap(train))``
+call. The report is a table, learning-curve PNGs and ``results.json``.
+
+``results.json`` format (shared by every agent of the library)::
+
+    {
+      "env": "DynaMaze",
+      "seeds": 30,
+      "budget": {"steps": 3000, "episodes": null},
+      "optimal_path_length": 14,            # mazes only, else null
+      "agents": {
+        "<agent spec as given>": {
+          "description": "...",
+          "episode_returns": [[...], ...],  # per seed, completed episodes only
+          "episode_lengths": [[...], ...],  # per seed, completed episodes only
+          "cumulative_reward": {"steps": [...], "per_seed": [[...], ...]},
+          "compile_s": ..., "run_s": ...,
+          "real_steps": ...,                # mean environment steps per seed
+          "planning_updates": ...,          # mean model updates per seed
+          "summary": {...}                  # the table's numbers
+        }
+      }
+    }
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from mbrl_jax.experiments.registry import Budget, CommonSettings, build, parse_spec
+
+DEFAULT_ENV = "DynaMaze"
+DEFAULT_AGENTS = (
+    "q_learning",
+    "dyna_q:5",
+    "dyna_q:50",
+    "dyna_q_plus:50",
+    "prioritized_sweeping:5",
+)
+
+
+def optimal_path_length(env, env_params) -> int | None:
+    """Shortest start-to-goal path of a maze (phase 0 walls); ``None`` for other envs."""
+    from mbrl_jax.envs.maze import GridMaze
+    from mbrl_jax.envs.tabular import to_tabular
+    from mbrl_jax.planners.dp import greedy_path_length, value_iteration
+
+    if not isinstance(env, GridMaze):
+        return None
+    sparse = to_tabular(env, env_params, sparse=True)
+    # Intended moves only: the shortest path ignores slip.
+    mdp = sparse.replace(prob=sparse.prob.at[..., 1:].set(0.0).at[..., 0].set(1.0))
+    length = int(greedy_path_length(mdp, value_iteration(mdp, 0.99).policy))
+    return length if length > 0 else None
+
+
+def _episodes(done_row: np.ndarray, values_row: np.ndarray, lengths: bool) -> list:
+    ends = np.flatnonzero(done_row)
+    if lengths:
+        return np.diff(np.concatenate([[-1], ends])).astype(int).tolist()
+    sums = np.cumsum(values_row)[ends] if len(ends) else np.zeros(0)
+    return np.diff(np.concatenate([[0.0], sums])).round(6).tolist()
+
+
+def _first_near_optimal(lengths: list, threshold: float, window: int) -> int | None:
+    """Index of the last episode of the first ``window`` episodes averaging ``<= threshold``."""
+    if len(lengths) < window:
+        return None
+    means = np.convolve(lengths, np.ones(window) / window, mode="valid")
+    hits = np.flatnonzero(means <= threshold)
+    return int(hits[0] + window - 1) if len(hits) else None
+
+
+def summarize(extracted: dict, optimal: int | None, near_optimal: float, window: int = 5) -> dict:
+    """Per-seed episode lists and the summary numbers of one agent.
+
+    A seed is near-optimal from the first run of ``window`` consecutive episodes
+    whose mean length is within ``near_optimal`` times the shortest path; the
+    summary averages episodes and steps to that point over the seeds that got there.
+    """
+    reward, done = extracted["reward"], extracted["done"]
+    seeds, num_steps = reward.shape
+    lengths = [_episodes(done[i], reward[i], True) for i in range(seeds)]
+    returns = [_episodes(done[i], reward[i], False) for i in range(seeds)]
+    ends = [np.flatnonzero(done[i]) for i in range(seeds)]
+    completed = np.array([len(x) for x in lengths])
+    final_len = [np.mean(x[-10:]) for x in lengths if x]
+    final_ret = [np.mean(x[-10:]) for x in returns if x]
+    summary = {
+        "episodes_completed": float(completed.mean()),
+        "final_episode_length": float(np.mean(final_len)) if final_len else None,
+        "final_episode_return": float(np.mean(final_ret)) if final_ret else None,
+        "cumulative_reward": float(reward.sum(axis=1).mean()),
+        "episodes_to_near_optimal": None,
+        "steps_to_near_optimal": None,
+        "near_optimal_threshold": None,
+        "seeds_near_optimal": None,
+    }
+    if optimal is not None:
+        threshold = near_optimal * optimal
+        summary["near_optimal_threshold"] = threshold
+        reached_eps, reached_steps = [], []
+        for seed_lengths, seed_ends in zip(lengths, ends, strict=True):
+            e = _first_near_optimal(seed_lengths, threshold, window)
+            if e is not None:
+                reached_eps.append(e + 1)
+                reached_steps.append(seed_ends[e] + 1)
+        summary["seeds_near_optimal"] = len(reached_eps)
+        if reached_eps:
+            summary["episodes_to_near_optimal"] = float(np.mean(reached_eps))
+            summary["steps_to_near_optimal"] = float(np.mean(reached_steps))
+    return {"episode_lengths": lengths, "episode_returns": returns, "summary": summary}
+
+
+def run_comparison(
+    env_name: str = DEFAULT_ENV,
+    agents=DEFAULT_AGENTS,
+    seeds: int = 30,
+    steps: int | None = None,
+    episodes: int | None = None,
+    settings: CommonSettings | None = None,
+    near_optimal: float = 1.3,
+    seed: int = 0,
+    log=None,
+) -> dict:
+    """Runs every agent over ``seeds`` seeds; returns the ``results.json`` dictionary.
+
+    Args:
+      env_name: environment name (see :func:`mbrl_jax.envs.names`).
+      agents: agent specs (see :func:`mbrl_jax.experiments.registry.agent_names`).
+      seeds: number of seeds, vmapped in one call per agent.
+      steps: environment steps per seed (default 3000, or a cap of
+        ``400 * episodes + 5000`` with ``episodes``).
+      episodes: stop each seed after this many episodes.
+      settings: shared hyper-parameters.
+      near_optimal: an episode is near-optimal within this factor of the shortest path.
+      seed: base PRNG seed.
+      log: ``print``-like progress sink (default: standard error).
+
+    Raises:
+      ValueError: unknown environment or agent, or an agent that cannot run on the env.
+    """
+    from mbrl_jax import envs
+
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    if seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {seeds}")
+    for spec in agents:
+        parse_spec(spec)
+    env, env_params = envs.make(env_name)
+    settings = settings or CommonSettings()
+    if steps is None:
+        steps = 3000 if episodes is None else 400 * episodes + 5000
+    budget = Budget(num_steps=steps, episodes=episodes)
+    runs = {spec: build(spec, env, env_params, budget, settings) for spec in agents}
+    optimal = optimal_path_length(env, env_params)
+    keys = jax.random.split(jax.random.key(seed), seeds)
+    results = {
+        "env": env_name,
+        "seeds": seeds,
+        "budget": {"steps": steps, "episodes": episodes},
+        "settings": settings.__dict__,
+        "optimal_path_length": optimal,
+        "agents": {},
+    }
+    for i, (spec, run) in enumerate(runs.items(), start=1):
+        prefix = f"[{i}/{len(runs)}] {spec}"
+        log(f"{prefix}: compiling ({run.description})")
+        start = time.perf_counter()
+        compiled = jax.jit(jax.vmap(run.train)).lower(keys).compile()
+        compile_s = time.perf_counter() - start
+        log(f"{prefix}: running {seeds} seeds x {steps} steps")
+        start = time.perf_counter()
+        out = jax.block_until_ready(compiled(keys))
+        run_s = time.perf_counter() - start
+        extracted = run.extract(out)
+        entry = summarize(extracted, optimal, near_optimal)
+        done = extracted["done"]
+        active = np.array([_active_steps(done[j], episodes, steps) for j in range(seeds)])
+        cumulative = np.cumsum(extracted["reward"], axis=1)
+        sample = np.unique(np.linspace(0, steps - 1, min(steps, 200)).astype(int))
+        entry.update(
+            description=run.description,
+            compile_s=compile_s,
+            run_s=run_s,
+            real_steps=float(active.mean()),
+            planning_updates=float(np.mean(extracted["planning_updates"])),
+            cumulative_reward={
+                "steps": (sample + 1).tolist(),
+                "per_seed": cumulative[:, sample].round(6).tolist(),
+            },
+        )
+        entry["summary"].update(compile_s=compile_s, run_s=run_s)
+        results["agents"][spec] = entry
+        log(f"{prefix}: done in {compile_s:.1f} s compile + {run_s:.2f} s run")
+    return results
+
+
+def _active_steps(done_row, episodes, steps) -> int:
+    if episodes is None:
+        return steps
+    ends = np.flatnonzero(done_row)
+    return int(ends[episodes - 1] + 1) if len(ends) >= episodes else steps
+
+
+def format_table(results: dict) -> str:
+    """The comparison table as text."""
+    columns = (
+        ("agent", 26, "<"),
+        ("final len", 10, ">"),
+        ("final ret", 10, ">"),
+        ("near seeds", 11, ">"),
+        ("eps->near", 10, ">"),
+        ("steps->near", 12, ">"),
+        ("cum. reward", 12, ">"),
+        ("real steps", 11, ">"),
+        ("planning", 11, ">"),
+        ("compile s", 10, ">"),
+        ("run s", 8, ">"),
+    )
+    header = "".join(f"{name:{align}{width}}" for name, width, align in columns)
+    lines = [
+        f"{results['env']}: {results['seeds']} seeds, budget {results['budget']}, "
+        f"shortest path {results['optimal_path_length']}",
+        header,
+        "-" * len(header),
+    ]
+
+    def cell(value, spec):
+        return "-" if value is None else format(value, spec)
+
+    for spec, entry in results["agents"].items():
+        s = entry["summary"]
+        near = s.get("seeds_near_optimal")
+        values = (
+            spec,
+            cell(s["final_episode_length"], ".1f"),
+            cell(s["final_episode_return"], ".3f"),
+            "-" if near is None else f"{near}/{results['seeds']}",
+            cell(s["episodes_to_near_optimal"], ".1f"),
+            cell(s["steps_to_near_optimal"], ".0f"),
+            f"{s['cumulative_reward']:.1f}",
+            f"{entry['real_steps']:.0f}",
+            f"{entry['planning_updates']:.0f}",
+            f"{entry['compile_s']:.2f}",
+            f"{entry['run_s']:.2f}",
+        )
+        lines.append(
+            "".join(
+                f"{v:{align}{width}}" for v, (_, width, align) in zip(values, columns, strict=True)
+            )
+        )
+    threshold = next(
+        (e["summary"]["near_optimal_threshold"] for e in results["agents"].values()), None
+    )
+    if threshold:
+        lines.append(
+            f"near-optimal: 5 consecutive episodes averaging <= {threshold:.1f} steps "
+            "(means over the seeds that got there); final: mean of the last 10 episodes"
+        )
+    return "\n".join(lines)
+
+
+def _mean_band(rows: list[list[float]], min_fraction: float = 0.5):
+    """Mean and 95% half-width over the seeds that have each index.
+
+    Indices are kept while at least ``min_fraction`` of the seeds reach them.
+    """
+    if not rows:
+        return np.zeros(0), np.zeros(0)
+    counts = np.array([sum(len(r) > i for r in rows) for i in range(max(map(len, rows)))])
+    width = int(np.sum(counts >= min_fraction * len(rows)))
+    mean, half = np.zeros(width), np.zeros(width)
+    for i in range(width):
+        values = np.array([r[i] for r in rows if len(r) > i], dtype=float)
+        mean[i] = values.mean()
+        if len(values) > 1:
+            half[i] = 1.96 * values.std(ddof=1) / np.sqrt(len(values))
+    return mean, half
+
+
+def plot_curves(results: dict, path: Path) -> Path:
+    """Writes steps-per-episode and cumulative-reward curves (mean and 95% band) to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_len, ax_cum) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for spec, entry in results["agents"].items():
+        mean, half = _mean_band(entry["episode_lengths"])
+        if len(mean):
+            x = np.arange(1, len(mean) + 1)
+            (line,) = ax_len.plot(x, mean, label=spec)
+            ax_len.fill_between(x, mean - half, mean + half, color=line.get_color(), alpha=0.2)
+        cum = entry["cumulative_reward"]
+        data = np.array(cum["per_seed"])
+        mean, half = data.mean(0), 1.96 * data.std(0) / np.sqrt(max(len(data), 1))
+        (line,) = ax_cum.plot(cum["steps"], mean, label=spec)
+        ax_cum.fill_between(
+            cum["steps"], mean - half, mean + half, color=line.get_color(), alpha=0.2
+        )
+    if results.get("optimal_path_length"):
+        ax_len.axhline(
+            results["optimal_path_length"], color="k", ls=":", lw=1, label="shortest path"
+        )
+    ax_len.set_yscale("log")
+    ax_len.set_xlabel("episode")
+    ax_len.set_ylabel("steps per episode")
+    ax_len.set_title(f"{results['env']}: steps per episode ({results['seeds']} seeds, 95% band)")
+    ax_cum.set_xlabel("environment step")
+    ax_cum.set_ylabel("cumulative reward")
+    ax_cum.set_title("cumulative reward")
+    for ax in (ax_len, ax_cum):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_outputs(results: dict, out_dir: str | Path) -> dict[str, Path]:
+    """Writes ``results.json`` and ``learning_curves.png`` into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / "results.json"
+    json_path.write_text(json.dumps(results))
+    png_path = plot_curves(results, out / "learning_curves.png")
+    return {"json": json_path, "png": png_path}

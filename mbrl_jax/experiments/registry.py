@@ -1,0 +1,160 @@
+"""Agents of the comparison runner, each registered under a short name.
+
+A spec is ``name`` or ``name:ARG`` (``dyna_q:50`` = Dyna-Q with 50 planning
+steps). Each registered builder turns a spec into an :class:`AgentRun`: a
+``train(key)`` for one seed and an ``extract`` that reads the batched output
+into per-seed episode curves. Later agents (PETS, MCTS, MuZero, ...) register
+the same way with :func:`register`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """How long each seed runs: ``num_steps`` environment steps, optionally cut at ``episodes``."""
+
+    num_steps: int
+    episodes: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class CommonSettings:
+    """Hyper-parameters shared by the tabular agents of a comparison."""
+
+    learning_rate: float = 0.1
+    epsilon: float = 0.1
+    discount: float = 0.95
+    kappa: float = 1e-3
+    theta: float = 1e-4
+
+
+class AgentRun(NamedTuple):
+    """What the runner needs of an agent.
+
+    Attributes:
+      train: ``train(key) -> output`` for one seed (the runner vmaps and jits it).
+      extract: ``extract(batched_output) -> dict`` of NumPy arrays with ``reward``
+        and ``done`` ``[seeds, T]`` and ``planning_updates`` ``[seeds]``.
+      description: one line for the table.
+    """
+
+    train: Callable[[jax.Array], Any]
+    extract: Callable[[Any], dict]
+    description: str
+
+
+Builder = Callable[[str | None, Any, Any, Budget, CommonSettings], AgentRun]
+_REGISTRY: dict[str, tuple[Builder, str]] = {}
+
+
+def register(name: str, usage: str) -> Callable[[Builder], Builder]:
+    """Decorator registering ``builder(arg, env, env_params, budget, settings) -> AgentRun``."""
+
+    def wrap(builder: Builder) -> Builder:
+        _REGISTRY[name] = (builder, usage)
+        return builder
+
+    return wrap
+
+
+def agent_names() -> list[str]:
+    """Usage strings of every registered agent (``dyna_q:N``, ...)."""
+    return [usage for _, usage in _REGISTRY.values()]
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    """Splits ``name:arg``; raises ``ValueError`` for unknown names."""
+    name, _, arg = spec.strip().partition(":")
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown agent {spec!r}; valid: {', '.join(agent_names())}")
+    return name, (arg or None)
+
+
+def build(spec: str, env, env_params, budget: Budget, settings: CommonSettings) -> AgentRun:
+    """Builds the :class:`AgentRun` of one spec."""
+    name, arg = parse_spec(spec)
+    builder, _ = _REGISTRY[name]
+    return builder(arg, env, env_params, budget, settings)
+
+
+def _int_arg(arg: str | None, default: int, spec: str) -> int:
+    if arg is None:
+        return default
+    try:
+        value = int(arg)
+    except ValueError:
+        raise ValueError(f"agent {spec!r}: expected an integer after ':', got {arg!r}") from None
+    if value < 0:
+        raise ValueError(f"agent {spec!r}: the number after ':' must be >= 0, got {value}")
+    return value
+
+
+def _tabular_extract(out) -> dict:
+    m = out.metrics
+    return {
+        "reward": np.asarray(m.reward),
+        "done": np.asarray(m.done),
+        "planning_updates": np.asarray(m.planning_updates).sum(axis=1),
+        "q_updates": np.asarray(m.q_updates).sum(axis=1),
+    }
+
+
+def _dyna_run(n: int, kappa: float, env, env_params, budget, settings, label: str) -> AgentRun:
+    from mbrl_jax.agents import dyna_q
+
+    config = dyna_q.Config(
+        num_steps=budget.num_steps,
+        planning_steps=n,
+        learning_rate=settings.learning_rate,
+        epsilon=settings.epsilon,
+        discount=settings.discount,
+        kappa=kappa,
+        max_episodes=budget.episodes,
+    )
+    return AgentRun(dyna_q.make_train(config, env, env_params), _tabular_extract, label)
+
+
+@register("q_learning", "q_learning")
+def _q_learning(arg, env, env_params, budget, settings):
+    if arg is not None:
+        raise ValueError(f"agent 'q_learning' takes no argument, got {arg!r}")
+    return _dyna_run(0, 0.0, env, env_params, budget, settings, "one-step Q-learning")
+
+
+@register("dyna_q", "dyna_q:N")
+def _dyna_q(arg, env, env_params, budget, settings):
+    n = _int_arg(arg, 5, f"dyna_q:{arg}")
+    return _dyna_run(n, 0.0, env, env_params, budget, settings, f"Dyna-Q, {n} planning steps")
+
+
+@register("dyna_q_plus", "dyna_q_plus:N")
+def _dyna_q_plus(arg, env, env_params, budget, settings):
+    n = _int_arg(arg, 5, f"dyna_q_plus:{arg}")
+    label = f"Dyna-Q+, {n} planning steps, kappa {settings.kappa:g}"
+    return _dyna_run(n, settings.kappa, env, env_params, budget, settings, label)
+
+
+@register("prioritized_sweeping", "prioritized_sweeping:N")
+def _prioritized_sweeping(arg, env, env_params, budget, settings):
+    from mbrl_jax.agents import prioritized_sweeping as ps
+
+    n = _int_arg(arg, 5, f"prioritized_sweeping:{arg}")
+    config = ps.Config(
+        num_steps=budget.num_steps,
+        planning_steps=n,
+        learning_rate=settings.learning_rate,
+        epsilon=settings.epsilon,
+        discount=settings.discount,
+        theta=settings.theta,
+        max_episodes=budget.episodes,
+    )
+    label = f"prioritized sweeping, <= {n} updates/step, theta {settings.theta:g}"
+    return AgentRun(ps.make_train(config, env, env_params), _tabular_extract, label)
