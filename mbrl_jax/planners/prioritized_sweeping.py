@@ -54,8 +54,6 @@ def sweep(
       ``(q, priority, num_updates)`` with ``num_updates`` a ``[]`` int32 ``<= n``.
     """
     num_actions = q.shape[-1]
-    all_states = jnp.arange(q.shape[0])[:, None]
-    all_actions = jnp.arange(num_actions)[None, :]
 
     def cond(carry):
         _, priority, count = carry
@@ -71,8 +69,12 @@ def sweep(
         target = model.reward[state, action] + discount * (1.0 - done) * jnp.max(q[next_state])
         q = q.at[state, action].add(learning_rate * (target - q[state, action]))
         # Every visited pair predicted to lead into `state` gets its error re-queued.
+        # They all bootstrap from the same max Q(state), so the errors are
+        # elementwise over [S, A], with no gather.
         leads_here = model.visited & (model.next_state == state)
-        errors = td_error_magnitude(q, model, all_states, all_actions, discount)
+        value = jnp.max(q[state])
+        pred_target = model.reward + discount * (1.0 - model.done.astype(q.dtype)) * value
+        errors = jnp.abs(pred_target - q)
         new_priority = jnp.where(leads_here & (errors > theta), errors, 0.0)
         return q, jnp.maximum(priority, new_priority), count + 1
 
