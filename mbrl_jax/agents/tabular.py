@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from mbrl_jax.agents.common import check_range, discrete_sizes, epsilon_greedy
+from mbrl_jax.random import hashed_bits
 from mbrl_jax.types import Array, PRNGKey, Transition
 
 
@@ -100,6 +101,10 @@ class TrainOutput(NamedTuple):
     greedy_path_length: Array
 
 
+# Steps per chunk of pre-drawn random words (a few KiB per seed).
+_CHUNK = 256
+
+
 class _Carry(NamedTuple):
     agent: Any
     env_state: Any
@@ -148,6 +153,13 @@ def greedy_evaluator(env, env_params) -> Callable[[Array, Array], Array]:
 def make_tabular_train(config, env, env_params, init: Callable, learn: Callable):
     """Builds ``train(key, hyperparams=None) -> TrainOutput`` around an agent's ``learn``.
 
+    Random numbers: each chunk of steps draws one ``jax.random`` word per step
+    in a single vectorised call; a step expands its word with the hash of
+    :mod:`mbrl_jax.random` into the env's key, the epsilon-greedy words and the
+    planning seed. Drawing them with ``split``/``bits`` step by step cost about
+    three quarters of a real step at 1024 seeds on a CPU (Threefry runs at
+    about 8 ns a word there).
+
     Args:
       config: validated config with ``num_steps``, ``max_episodes``,
         ``greedy_eval_interval`` (and the :class:`HyperParams` fields).
@@ -160,10 +172,14 @@ def make_tabular_train(config, env, env_params, init: Callable, learn: Callable)
     num_states, num_actions = discrete_sizes(env, env_params)
     interval = config.greedy_eval_interval
     evaluate = greedy_evaluator(env, env_params) if interval else None
+    num_steps = config.num_steps
+    chunk = interval if interval else min(num_steps, _CHUNK)
+    num_chunks, remainder = divmod(num_steps, chunk)
 
-    def env_step(carry: _Carry, t: Array, step_key: PRNGKey, hp: HyperParams):
-        env_key, bits_key = jax.random.split(step_key)
-        bits = jax.random.bits(bits_key, (num_actions + 2,), jnp.uint32)
+    def env_step(carry: _Carry, t: Array, word: Array, key_words: int, impl, hp: HyperParams):
+        words = hashed_bits(word, jnp.arange(key_words + num_actions + 2, dtype=jnp.uint32))
+        env_key = jax.random.wrap_key_data(words[:key_words], impl=impl)
+        bits = words[key_words:]
         action = epsilon_greedy(carry.agent.q[carry.obs], hp.epsilon, bits[: num_actions + 1])
         obs, env_state, reward, terminated, truncated, info = env.step(
             env_key, carry.env_state, action, env_params
@@ -184,6 +200,8 @@ def make_tabular_train(config, env, env_params, init: Callable, learn: Callable)
     def train(key: PRNGKey, hyperparams: HyperParams | None = None) -> TrainOutput:
         hp = HyperParams.from_config(config) if hyperparams is None else hyperparams
         reset_key, loop_key = jax.random.split(key)
+        impl = jax.random.key_impl(loop_key)
+        key_words = jax.random.key_data(loop_key).shape[-1]
         obs, env_state = env.reset(reset_key, env_params)
         carry = _Carry(
             agent=init(num_states, num_actions),
@@ -191,24 +209,31 @@ def make_tabular_train(config, env, env_params, init: Callable, learn: Callable)
             obs=jnp.asarray(obs, jnp.int32),
             episodes=jnp.int32(0),
         )
-        steps = jnp.arange(config.num_steps, dtype=jnp.int32)
-        keys = jax.random.split(loop_key, config.num_steps)
 
-        def scan_steps(carry, xs):
-            return jax.lax.scan(lambda c, x: env_step(c, x[0], x[1], hp), carry, xs)
+        def run_chunk(carry, steps, chunk_key):
+            words = jax.random.bits(chunk_key, (steps.shape[0],), jnp.uint32)
+            return jax.lax.scan(
+                lambda c, x: env_step(c, x[0], x[1], key_words, impl, hp), carry, (steps, words)
+            )
 
-        if interval:
-            chunks = config.num_steps // interval
+        def scan_chunk(carry, xs):
+            steps, chunk_key = xs
+            carry, metrics = run_chunk(carry, steps, chunk_key)
+            lengths = evaluate(carry.agent.q, steps[-1] + 1) if interval else jnp.int32(0)
+            return carry, (metrics, lengths)
 
-            def chunk(carry, xs):
-                carry, metrics = scan_steps(carry, xs)
-                return carry, (metrics, evaluate(carry.agent.q, xs[0][-1] + 1))
-
-            reshape = lambda x: x.reshape(chunks, interval, *x.shape[1:])  # noqa: E731
-            carry, (metrics, lengths) = jax.lax.scan(chunk, carry, (reshape(steps), reshape(keys)))
-            metrics = jax.tree.map(lambda m: m.reshape(config.num_steps), metrics)
-        else:
-            carry, metrics = scan_steps(carry, (steps, keys))
+        steps = jnp.arange(num_steps, dtype=jnp.int32)
+        chunk_keys = jax.random.split(loop_key, num_chunks + 1)
+        carry, (metrics, lengths) = jax.lax.scan(
+            scan_chunk,
+            carry,
+            (steps[: num_chunks * chunk].reshape(num_chunks, chunk), chunk_keys[:num_chunks]),
+        )
+        metrics = jax.tree.map(lambda m: m.reshape(num_chunks * chunk), metrics)
+        if remainder:
+            carry, tail = run_chunk(carry, steps[num_chunks * chunk :], chunk_keys[-1])
+            metrics = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), metrics, tail)
+        if not interval:
             lengths = jnp.zeros((0,), jnp.int32)
         agent = carry.agent
         return TrainOutput(agent.q, agent.model, agent, metrics, lengths)

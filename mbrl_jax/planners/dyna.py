@@ -5,11 +5,10 @@ seeds. They are the building blocks of :mod:`mbrl_jax.agents.dyna_q` and
 usable on their own with any :class:`~mbrl_jax.models.DeterministicModel`.
 
 Random numbers: a planning phase of ``n`` updates needs ``n`` (Dyna-Q) or
-``2n`` (Dyna-Q+) uniform indices. Drawing each from ``jax.random`` costs a
-Threefry block per number, more than the update itself; instead one 32-bit
-word from ``jax.random`` seeds a counter-based integer hash (``lowbias32``),
-which yields the ``n`` indices in a handful of integer operations each. The
-key discipline is unchanged: every call consumes the key it is given.
+``2n`` (Dyna-Q+) uniform indices. Drawing each from ``jax.random`` costs more
+than the update itself; instead one 32-bit random word seeds the counter-based
+hash of :mod:`mbrl_jax.random`, which yields the indices in a handful of
+integer operations each.
 """
 
 from __future__ import annotations
@@ -18,33 +17,8 @@ import jax
 import jax.numpy as jnp
 
 from mbrl_jax.models.tabular import DeterministicModel
+from mbrl_jax.random import hashed_index
 from mbrl_jax.types import Array
-
-_GOLDEN = 0x9E3779B9  # 2^32 / golden ratio
-
-
-def lowbias32(x: Array) -> Array:
-    """A 32-bit integer hash with low bias (uint32 in, uint32 out)."""
-    x = jnp.asarray(x, jnp.uint32)
-    x = x ^ (x >> 16)
-    x = x * jnp.uint32(0x7FEB352D)
-    x = x ^ (x >> 15)
-    x = x * jnp.uint32(0x846CA68B)
-    return x ^ (x >> 16)
-
-
-def hashed_uniform(seed: Array, counter: Array) -> Array:
-    """Uniform float32 in ``[0, 1)`` from a uint32 ``seed`` and a ``counter`` (any shape)."""
-    bits = lowbias32(
-        jnp.asarray(seed, jnp.uint32) + jnp.asarray(counter, jnp.uint32) * jnp.uint32(_GOLDEN)
-    )
-    return (bits >> 8).astype(jnp.float32) * jnp.float32(2.0**-24)
-
-
-def hashed_index(seed: Array, counter: Array, size: Array) -> Array:
-    """Uniform int32 index in ``[0, size)`` (``size >= 1``) from a seed and a counter."""
-    u = hashed_uniform(seed, counter)
-    return jnp.minimum((u * size).astype(jnp.int32), jnp.maximum(size, 1) - 1)
 
 
 def q_learning_update(
