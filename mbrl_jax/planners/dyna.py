@@ -126,10 +126,11 @@ def dyna_planning(
         state, action = sample_planning_pairs(model, seed, counters, plus)
         target = _replay_targets(q, model, state, action, discount, kappa, last_tried, step)
         # A pair drawn k times gets the mean of its k (identical-model) errors, not
-        # k times the error: with learning_rate 1 a sum would overshoot.
-        error_sum = jnp.zeros_like(q).at[state, action].add(target - q[state, action])
-        draws = jnp.zeros_like(q).at[state, action].add(1.0)
-        return q + learning_rate * error_sum / jnp.maximum(draws, 1.0)
+        # k times the error: with learning_rate 1 a sum would overshoot. Counting
+        # the draws by an [n, n] comparison avoids two [S, A] temporaries.
+        flat = state * q.shape[-1] + action
+        draws = jnp.sum(flat[:, None] == flat[None, :], axis=1).astype(q.dtype)
+        return q.at[state, action].add(learning_rate * (target - q[state, action]) / draws)
 
     def body(i, q):
         state, action = sample_planning_pairs(model, seed, jnp.asarray(i, jnp.uint32), plus)
