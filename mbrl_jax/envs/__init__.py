@@ -1,5 +1,6 @@
 """Pure environments on gymnax's API, and the registry that makes them."""
 
+from mbrl_jax.envs.continuous_cartpole import ContinuousCartPole, ContinuousCartPoleParams
 from mbrl_jax.envs.layouts import scale_layout
 from mbrl_jax.envs.maze import (
     ACTION_NAMES,
@@ -15,9 +16,14 @@ from mbrl_jax.envs.maze import (
 from mbrl_jax.envs.registry import make, maze_names, names
 from mbrl_jax.envs.render import plot_maze, render_ascii
 from mbrl_jax.envs.tabular import to_tabular
+from mbrl_jax.envs.tasks import TaskFunctions, task_functions
 from mbrl_jax.envs.wrappers import VectorObservation, vector_observation
 
 __all__ = [
+    "ContinuousCartPole",
+    "ContinuousCartPoleParams",
+    "TaskFunctions",
+    "task_functions",
     "ACTION_NAMES",
     "NUM_ACTIONS",
     "GridMaze",

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mbrl_jax.envs import layouts
+from mbrl_jax.envs.continuous_cartpole import ContinuousCartPole, ContinuousCartPoleParams
 from mbrl_jax.envs.maze import GridMaze, MazeParams, make_maze_params, validate_params
 
 _MAZES: dict[str, Callable[[], MazeParams]] = {
@@ -26,14 +27,17 @@ _MAZES: dict[str, Callable[[], MazeParams]] = {
 }
 
 
+_CONTINUOUS = {"ContinuousCartPole": lambda: (ContinuousCartPole(), ContinuousCartPoleParams())}
+
+
 def maze_names() -> list[str]:
     """Names of the mazes of this library."""
     return list(_MAZES)
 
 
 def names() -> list[str]:
-    """Every name :func:`make` accepts: our mazes, then gymnax's environments."""
-    return maze_names() + list(gymnax.registered_envs)
+    """Every name :func:`make` accepts: our mazes, our other envs, then gymnax's."""
+    return maze_names() + list(_CONTINUOUS) + list(gymnax.registered_envs)
 
 
 def _apply_overrides(params, overrides: dict, env_name: str):
@@ -70,6 +74,9 @@ def make(name: str, **param_overrides):
         params = _apply_overrides(_MAZES[name](), param_overrides, name)
         validate_params(params)
         return GridMaze(name=name, default_params=params), params
+    if name in _CONTINUOUS:
+        env, params = _CONTINUOUS[name]()
+        return env, _apply_overrides(params, param_overrides, name)
     if name in gymnax.registered_envs:
         env, params = gymnax.make(name)
         return env, _apply_overrides(params, param_overrides, name)

@@ -158,3 +158,45 @@ def _prioritized_sweeping(arg, env, env_params, budget, settings):
     )
     label = f"prioritized sweeping, <= {n} updates/step, theta {settings.theta:g}"
     return AgentRun(ps.make_train(config, env, env_params), _tabular_extract, label)
+
+
+@register("pets", "pets")
+def _pets(arg, env, env_params, budget, settings):
+    from mbrl_jax.agents import pets
+
+    if arg is not None:
+        raise ValueError(f"agent 'pets' takes no argument, got {arg!r}")
+    max_steps = int(getattr(env_params, "max_steps_in_episode", 200))
+    trials = (
+        budget.episodes if budget.episodes is not None else max(2, budget.num_steps // max_steps)
+    )
+    if trials < 2:
+        raise ValueError("agent 'pets' needs at least 2 trials (--episodes 2 or more)")
+    config = pets.Config(num_trials=trials, trial_length=min(max_steps, budget.num_steps))
+    train = pets.make_train(config, env, env_params)
+
+    def extract(out) -> dict:
+        # Trials are the episodes: rebuild per-step rewards and ends from each
+        # trial's per-step rewards and its length.
+        rewards = np.asarray(out.step_rewards)  # [seeds, trials, T]
+        lengths = np.asarray(out.trial_lengths)
+        seeds, num_trials, steps = rewards.shape
+        alive = np.arange(steps)[None, None, :] < lengths[..., None]
+        reward = np.zeros((seeds, num_trials * steps), np.float32)
+        done = np.zeros((seeds, num_trials * steps), bool)
+        for i in range(seeds):
+            flat = rewards[i][alive[i]]
+            reward[i, : flat.size] = flat
+            done[i, np.cumsum(lengths[i]) - 1] = True
+        return {
+            "reward": reward,
+            "done": done,
+            "planning_updates": np.zeros(seeds),
+            "q_updates": np.zeros(seeds),
+        }
+
+    label = (
+        f"PETS: {config.ensemble_size}-member ensemble, {config.planner.method} "
+        f"(population {config.planner.population}, horizon {config.planner.horizon})"
+    )
+    return AgentRun(train, extract, label)

@@ -1,0 +1,86 @@
+import dataclasses
+
+import jax
+import numpy as np
+import pytest
+
+from mbrl_jax import cli, envs
+from mbrl_jax.agents import pets
+from mbrl_jax.planners.shooting import MPCConfig
+
+SMALL = pets.Config(
+    num_trials=2,
+    trial_length=40,
+    num_epochs=3,
+    ensemble_size=2,
+    num_elites=2,
+    hidden_size=32,
+    num_layers=2,
+    batch_size=32,
+    planner=MPCConfig(
+        method="cem", horizon=5, population=16, num_elites=4, num_iterations=2, num_particles=2
+    ),
+)
+
+
+@pytest.mark.parametrize("name", ["ContinuousCartPole", "CartPole-v1", "Pendulum-v1"])
+def test_pets_runs_on_each_env_and_does_not_recompile(name):
+    env, params = envs.make(name)
+    train = jax.jit(pets.make_train(SMALL, env, params))
+    out = train(jax.random.key(0))
+    train(jax.random.key(1))
+    assert train._cache_size() == 1
+    assert out.trial_returns.shape == (2,) and out.val_loss.shape == (2, 2)
+    assert out.step_rewards.shape == (2, 40)
+    np.testing.assert_allclose(
+        np.asarray(out.step_rewards.sum(-1)), np.asarray(out.trial_returns), rtol=1e-5
+    )
+    assert bool(np.all(np.isfinite(np.asarray(out.val_loss))))
+    assert 1 <= int(out.trial_lengths[1]) <= 40
+
+
+@pytest.mark.slow
+def test_pets_solves_continuous_cartpole_by_the_third_trial():
+    env, params = envs.make("ContinuousCartPole")
+    train = jax.jit(jax.vmap(pets.make_train(pets.Config(num_trials=3), env, params)))
+    out = train(jax.random.split(jax.random.key(0), 2))
+    returns = np.asarray(out.trial_returns)
+    assert returns[:, 2].mean() >= 190.0
+    assert returns[:, 0].mean() < 100.0  # random actions do not balance
+
+
+def test_pets_bad_config():
+    with pytest.raises(ValueError, match="random_trials"):
+        pets.Config(num_trials=1)
+    with pytest.raises(ValueError, match="propagation"):
+        pets.Config(propagation="ts2")
+    with pytest.raises(ValueError, match="num_particles"):
+        dataclasses.replace(SMALL, ensemble_size=3)
+    env, params = envs.make("DynaMaze")
+    with pytest.raises(ValueError, match="vector observation"):
+        pets.make_train(SMALL, env, params)
+
+
+def test_pets_in_compare(tmp_path, capsys):
+    code = cli.main(
+        [
+            "compare",
+            "--env",
+            "ContinuousCartPole",
+            "--agents",
+            "pets",
+            "--seeds",
+            "1",
+            "--episodes",
+            "2",
+            "--steps",
+            "30",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code == 0
+    import json
+
+    entry = json.loads((tmp_path / "results.json").read_text())["agents"]["pets"]
+    assert len(entry["episode_returns"][0]) == 2
