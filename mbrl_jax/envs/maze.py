@@ -28,6 +28,7 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
 
+from mbrl_jax.random import hashed_uniform, lowbias32
 from mbrl_jax.types import Array, PRNGKey
 
 NUM_ACTIONS = 4
@@ -237,6 +238,15 @@ def move(walls: Array, position: Array, action: Array, phase: Array | None = Non
     return jnp.where(free, new_row_c * width + new_col_c, position).astype(jnp.int32)
 
 
+def _uniform_from_key(key: PRNGKey) -> Array:
+    """``[]`` float32 uniform on ``[0, 1)`` hashed from a key's data (consumes the key)."""
+    data = jax.random.key_data(key).reshape(-1)
+    seed = data[0]
+    for word in data[1:]:
+        seed = lowbias32(seed) ^ word
+    return hashed_uniform(seed, jnp.uint32(0))
+
+
 def wall_phase(params: MazeParams, total_steps: Array) -> Array:
     """``[]`` int32 wall phase (0 or 1) in force for a step taken after ``total_steps``."""
     return (total_steps >= params.change_step).astype(jnp.int32)
@@ -305,16 +315,11 @@ class GridMaze(environment.Environment[MazeState, MazeParams]):
         return next_state.position, next_state, reward, terminated, truncated, info
 
     def step_env(self, key: PRNGKey, state: MazeState, action: int | Array, params: MazeParams):
-        # One uniform draw decides both whether the action slips and, if it does,
-        # which action replaces it: u < p is a slip, and u / p is uniform on [0, 1).
-        # The draw sits in a cond so a maze without slip costs no random numbers
-        # (under vmap with shared params the predicate stays unbatched).
-        u = jax.lax.cond(
-            params.slip_prob > 0.0,
-            lambda k: jax.random.uniform(k),
-            lambda k: jnp.float32(1.0),
-            key,
-        )
+        # One uniform number decides both whether the action slips and, if it
+        # does, which action replaces it: u < p is a slip, and u / p is uniform
+        # on [0, 1). It is a hash of the key's data rather than a Threefry draw:
+        # a few integer operations and no branch, whatever the slip probability.
+        u = _uniform_from_key(key)
         slipped = u < params.slip_prob
         random_action = jnp.minimum(
             (u / jnp.maximum(params.slip_prob, 1e-12) * NUM_ACTIONS).astype(jnp.int32),
