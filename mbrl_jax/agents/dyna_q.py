@@ -30,9 +30,9 @@ from mbrl_jax.agents.common import check_range
 from mbrl_jax.agents.tabular import (
     HyperParams,
     StepMetrics,
+    TabularConfig,
     TrainOutput,
     make_tabular_train,
-    validate_common,
 )
 from mbrl_jax.models.tabular import (
     DeterministicModel,
@@ -48,37 +48,21 @@ PLANNING_MODES = ("sequential", "batched")
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    """Dyna-Q family settings (validated on construction).
+class Config(TabularConfig):
+    """Dyna-Q family settings: :class:`~mbrl_jax.agents.tabular.TabularConfig` plus
 
     Attributes:
-      num_steps: environment steps per run (static).
-      planning_steps: model updates per real step, ``n >= 0`` (static).
-      learning_rate: step size ``alpha`` in ``(0, 1]``.
-      epsilon: exploration probability in ``[0, 1]``.
-      discount: ``gamma`` in ``[0, 1]``.
       kappa: Dyna-Q+ bonus weight, ``>= 0``; ``> 0`` switches on Dyna-Q+ (a static
         choice of the planning scheme; the value itself may be traced).
       planning: ``"sequential"`` (textbook) or ``"batched"`` (see
         :func:`mbrl_jax.planners.dyna.dyna_planning`).
-      max_episodes: if set, the agent stops acting and learning after this many
-        episodes (later steps report reward 0 and ``done`` False).
-      greedy_eval_interval: if ``> 0`` (mazes only), every this many steps the
-        greedy policy is rolled out in the true maze and its path length recorded.
     """
 
-    num_steps: int = 3000
-    planning_steps: int = 5
-    learning_rate: float = 0.1
-    epsilon: float = 0.1
-    discount: float = 0.95
     kappa: float = 0.0
     planning: str = "sequential"
-    max_episodes: int | None = None
-    greedy_eval_interval: int = 0
 
     def __post_init__(self):
-        validate_common(self)
+        super().__post_init__()
         check_range(self, "kappa", low=0.0)
         if self.planning not in PLANNING_MODES:
             raise ValueError(

@@ -18,9 +18,9 @@ from mbrl_jax.agents.common import check_range
 from mbrl_jax.agents.tabular import (
     HyperParams,
     StepMetrics,
+    TabularConfig,
     TrainOutput,
     make_tabular_train,
-    validate_common,
 )
 from mbrl_jax.models.tabular import (
     DeterministicModel,
@@ -34,31 +34,18 @@ __all__ = ["Config", "HyperParams", "StepMetrics", "TrainOutput", "make_train"]
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    """Prioritized sweeping settings (validated on construction).
+class Config(TabularConfig):
+    """Prioritized sweeping settings: :class:`~mbrl_jax.agents.tabular.TabularConfig`
+    (``planning_steps`` is the most queue updates per real step) plus
 
     Attributes:
-      num_steps: environment steps per run (static).
-      planning_steps: most queue updates per real step, ``n >= 0`` (static).
-      learning_rate: ``alpha`` in ``(0, 1]``.
-      epsilon: exploration probability in ``[0, 1]``.
-      discount: ``gamma`` in ``[0, 1]``.
       theta: priority threshold, ``>= 0``.
-      max_episodes: stop acting and learning after this many episodes.
-      greedy_eval_interval: as in :class:`mbrl_jax.agents.dyna_q.Config`.
     """
 
-    num_steps: int = 3000
-    planning_steps: int = 5
-    learning_rate: float = 0.1
-    epsilon: float = 0.1
-    discount: float = 0.95
     theta: float = 1e-4
-    max_episodes: int | None = None
-    greedy_eval_interval: int = 0
 
     def __post_init__(self):
-        validate_common(self)
+        super().__post_init__()
         check_range(self, "theta", low=0.0)
 
 

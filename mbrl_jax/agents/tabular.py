@@ -10,6 +10,7 @@ evaluation in the true maze.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -20,6 +21,34 @@ from flax import struct
 from mbrl_jax.agents.common import check_range, discrete_sizes, epsilon_greedy
 from mbrl_jax.random import hashed_bits
 from mbrl_jax.types import Array, PRNGKey, Transition
+
+
+@dataclasses.dataclass(frozen=True)
+class TabularConfig:
+    """Settings every tabular agent has (validated on construction).
+
+    Attributes:
+      num_steps: environment steps per run (static).
+      planning_steps: model updates per real step, ``n >= 0`` (static).
+      learning_rate: step size ``alpha`` in ``(0, 1]``.
+      epsilon: exploration probability in ``[0, 1]``.
+      discount: ``gamma`` in ``[0, 1]``.
+      max_episodes: if set, the agent stops acting and learning after this many
+        episodes (later steps report reward 0 and ``done`` False).
+      greedy_eval_interval: if ``> 0`` (mazes only), every this many steps the
+        greedy policy is rolled out in the true maze and its path length recorded.
+    """
+
+    num_steps: int = 3000
+    planning_steps: int = 5
+    learning_rate: float = 0.1
+    epsilon: float = 0.1
+    discount: float = 0.95
+    max_episodes: int | None = None
+    greedy_eval_interval: int = 0
+
+    def __post_init__(self):
+        validate_common(self)
 
 
 def validate_common(config) -> None:

@@ -131,6 +131,13 @@ def value_iteration(
     return ValueIterationResult(values, q, greedy_policy(q), iterations, residual)
 
 
+def _check_policy(mdp: AnyMDP, policy: Array) -> None:
+    if jnp.shape(policy) != (mdp.num_states,):
+        raise ValueError(
+            f"policy must have shape [S] = ({mdp.num_states},), got {jnp.shape(policy)}"
+        )
+
+
 def _policy_reward_transition(mdp: AnyMDP, policy: Array):
     idx = jnp.arange(mdp.num_states)
     return mdp.reward[idx, policy], idx
@@ -156,10 +163,7 @@ def policy_evaluation(
     validate_mdp(mdp)
     check_discount(discount)
     _check_iterations(max_iterations, tolerance)
-    if jnp.shape(policy) != (mdp.num_states,):
-        raise ValueError(
-            f"policy must have shape [S] = ({mdp.num_states},), got {jnp.shape(policy)}"
-        )
+    _check_policy(mdp, policy)
     reward_pi, idx = _policy_reward_transition(mdp, policy)
 
     def backup(values):
@@ -186,10 +190,7 @@ def policy_evaluation_exact(mdp: AnyMDP, policy: Array, discount: float | Array)
     """
     validate_mdp(mdp)
     check_discount(discount)
-    if jnp.shape(policy) != (mdp.num_states,):
-        raise ValueError(
-            f"policy must have shape [S] = ({mdp.num_states},), got {jnp.shape(policy)}"
-        )
+    _check_policy(mdp, policy)
     dense = densify(mdp)
     reward_pi, idx = _policy_reward_transition(dense, policy)
     live = ~dense.terminal

@@ -1,0 +1,224 @@
+"""PETS throughput: ensemble training, CEM planning, time to solve the continuous cart-pole.
+
+Prints JSON:
+- the practical matmul ceiling of this machine (a large ``jnp.dot``, GFLOP/s);
+- ensemble training: gradient steps per second for E = 5 and 7 members,
+  4 hidden layers of 200, batch 256 per member, and the GFLOP/s that reaches;
+- planning: milliseconds per action for CEM at mbrl-lib's cart-pole settings
+  (population 350 / horizon 15 and 500 / 30; 5 iterations, 20 particles,
+  5 members), the GFLOP/s of its model evaluations, and a plain-NumPy CEM
+  making the same model evaluations (one action) in the same run;
+- the planner vmapped over 64 environments (actions per second);
+- compile time of ``fit`` and of one planning step;
+- time to solve: wall-clock seconds, compile included, from the start of PETS
+  with the default settings until a trial of the continuous cart-pole returns
+  >= 190.
+
+    python benchmarks/pets.py [--quick] [--out benchmarks/results/pets_cpu.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from common import compile_and_time, emit  # noqa: E402
+
+from mbrl_jax import envs  # noqa: E402
+from mbrl_jax.agents import pets  # noqa: E402
+from mbrl_jax.models.ensemble import Ensemble, EnsembleConfig  # noqa: E402
+from mbrl_jax.planners.shooting import ActionSpec, MPCConfig, make_planner  # noqa: E402
+from mbrl_jax.replay import buffer_add, buffer_init  # noqa: E402
+
+
+def mlp_flops(config: EnsembleConfig) -> float:
+    """Multiply-adds x 2 of one forward pass of one member on one input."""
+    sizes = [config.input_dim] + [config.hidden_size] * config.num_layers
+    flops = sum(2 * a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    return flops + 2 * 2 * config.hidden_size * config.output_dim  # mean and log-variance heads
+
+
+def matmul_ceiling(size: int) -> float:
+    a = jnp.ones((size, size), jnp.float32)
+    timing = compile_and_time(lambda x: x @ x, a, repeats=3, min_seconds=0.3)
+    return 2 * size**3 / timing["run_s"] / 1e9
+
+
+def training_rate(members: int, quick: bool) -> dict:
+    config = EnsembleConfig(
+        obs_dim=4,
+        action_dim=1,
+        ensemble_size=members,
+        num_elites=min(members, 5),
+        hidden_size=200,
+        num_layers=4,
+        batch_size=256,
+        holdout_ratio=0.0,
+    )
+    ens = Ensemble(config)
+    n = 2560 if quick else 25_600
+    key = jax.random.key(0)
+    data = {
+        "obs": jax.random.normal(key, (n, 4)),
+        "action": jax.random.uniform(key, (n, 1), minval=-1, maxval=1),
+        "next_obs": jax.random.normal(jax.random.key(1), (n, 4)),
+        "reward": jnp.zeros(n),
+        "done": jnp.zeros(n, bool),
+    }
+    buffer = buffer_add(buffer_init(jax.tree.map(lambda x: x[0], data), n), data)
+    state = ens.init(key)
+    timing = compile_and_time(
+        lambda k, s, b: ens.fit(k, s, b, 1), key, state, buffer, repeats=3, min_seconds=0.5
+    )
+    steps = n // 256
+    # Forward and backward: about three forward passes' worth of FLOPs.
+    gflops = 3 * mlp_flops(config) * 256 * members * steps / timing["run_s"] / 1e9
+    return {
+        "members": members,
+        "batch_per_member": 256,
+        "fit_compile_s": timing["compile_s"],
+        "gradient_steps_per_s": steps / timing["run_s"],
+        "gradient_steps_per_s_median": steps / timing["run_s_median"],
+        "gflops": gflops,
+    }
+
+
+def numpy_cem_action(weights, obs, population, horizon, particles, iterations, elites, rng):
+    """CEM for one action in plain NumPy: the same network, population, particles,
+    horizon and iterations (so the same model evaluations, FLOP for FLOP), with
+    simplified bookkeeping (no normaliser; reward 1 while the pole is up)."""
+    members = len(weights)
+    mean, std = np.zeros((horizon, 1)), np.full((horizon, 1), 0.5)
+    for _ in range(iterations):
+        actions = np.clip(mean + std * rng.standard_normal((population, horizon, 1)), -1, 1)
+        state = np.repeat(obs[None], population * particles, 0).reshape(members, -1, 4)
+        flat = np.repeat(actions, particles, 0).reshape(members, -1, horizon, 1)
+        total = np.zeros(state.shape[:2])
+        for t in range(horizon):
+            x = np.concatenate([state, flat[:, :, t]], -1)
+            for m in range(members):
+                h = x[m]
+                for w, b in weights[m][:-1]:
+                    h = h @ w + b
+                    h = h / (1 + np.exp(-h))
+                w, b = weights[m][-1]
+                state[m] = state[m] + (h @ w + b)[:, :4] * 0.01
+            total += (np.abs(state[..., 2]) < 0.21).astype(float)
+        returns = total.reshape(population, particles).mean(1)
+        top = actions[np.argsort(-returns)[:elites]]
+        mean, std = 0.1 * mean + 0.9 * top.mean(0), 0.1 * std + 0.9 * top.std(0)
+    return mean[0]
+
+
+def planning_rate(population: int, horizon: int, quick: bool, ceiling: float) -> dict:
+    env, params = envs.make("ContinuousCartPole")
+    config = EnsembleConfig(obs_dim=4, action_dim=1, ensemble_size=5, hidden_size=200, num_layers=4)
+    ens = Ensemble(config)
+    state = ens.init(jax.random.key(0))
+    mpc = MPCConfig(
+        method="cem",
+        horizon=horizon,
+        population=population,
+        num_iterations=5,
+        num_elites=population // 10,
+        num_particles=20,
+    )
+    task = envs.task_functions("ContinuousCartPole")
+    planner = make_planner(
+        mpc,
+        lambda s, k, o, a: ens.step_particles(s, k, o, a, "tsinf"),
+        ActionSpec.from_space(env.action_space(params)),
+        task.reward_fn,
+        task.termination_fn,
+    )
+    obs = jnp.array([0.0, 0.1, 0.02, -0.1])
+
+    def plan(key):
+        return planner.plan(state, key, obs, planner.init())[0].action
+
+    timing = compile_and_time(plan, jax.random.key(1), repeats=2, min_seconds=0.5)
+    evals = population * 20 * horizon * 5
+    gflop = evals * mlp_flops(config) / 1e9
+    row = {
+        "population": population,
+        "horizon": horizon,
+        "iterations": 5,
+        "particles": 20,
+        "members": 5,
+        "plan_compile_s": timing["compile_s"],
+        "ms_per_action": 1e3 * timing["run_s"],
+        "gflop_per_action": gflop,
+        "gflops": gflop / timing["run_s"],
+        "fraction_of_matmul_ceiling": gflop / timing["run_s"] / ceiling,
+    }
+    if not quick:
+        keys = jax.random.split(jax.random.key(2), 64)
+        batched = compile_and_time(jax.vmap(plan), keys, repeats=1, min_seconds=0.0)
+        row["actions_per_s_64_envs"] = 64 / batched["run_s"]
+    # Same CEM, same network, plain NumPy (one action).
+    weights = []
+    leaves = jax.tree.map(np.asarray, state.params["params"])
+    for m in range(5):
+        layers = [
+            (leaves[f"Dense_{i}"]["kernel"][m], leaves[f"Dense_{i}"]["bias"][m])
+            for i in range(config.num_layers + 1)
+        ]
+        weights.append(layers)
+    rng = np.random.default_rng(0)
+    start = time.perf_counter()
+    numpy_cem_action(
+        weights, np.asarray(obs), population, horizon, 20, 1 if quick else 5, population // 10, rng
+    )
+    numpy_s = (time.perf_counter() - start) * (5 if quick else 1)
+    row["numpy_ms_per_action"] = 1e3 * numpy_s
+    row["speedup_vs_numpy"] = numpy_s / timing["run_s"]
+    return row
+
+
+def time_to_solve(quick: bool) -> dict:
+    env, params = envs.make("ContinuousCartPole")
+    config = pets.Config(num_trials=2 if quick else 3)
+    start = time.perf_counter()
+    train = jax.jit(pets.make_train(config, env, params))
+    out = jax.block_until_ready(train(jax.random.key(0)))
+    seconds = time.perf_counter() - start
+    returns = np.asarray(out.trial_returns)
+    solved = np.flatnonzero(returns >= 190)
+    return {
+        "trial_returns": returns.tolist(),
+        "wall_s_including_compile": seconds,
+        "solved_at_trial": int(solved[0]) + 1 if len(solved) else None,
+        "note": "one compiled call runs every trial; the time covers all of them",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    ceiling = matmul_ceiling(512 if args.quick else 2048)
+    print(f"matmul ceiling {ceiling:.0f} GFLOP/s", file=sys.stderr)
+    results = {
+        "benchmark": "pets",
+        "quick": args.quick,
+        "matmul_gflops": ceiling,
+        "training": [training_rate(m, args.quick) for m in (5, 7)],
+    }
+    print(f"training {results['training']}", file=sys.stderr)
+    shapes = [(64, 5)] if args.quick else [(350, 15), (500, 30)]
+    results["planning"] = [planning_rate(p, h, args.quick, ceiling) for p, h in shapes]
+    print(f"planning {results['planning']}", file=sys.stderr)
+    results["time_to_solve"] = time_to_solve(args.quick)
+    emit(results, args.out)
+
+
+if __name__ == "__main__":
+    main()
