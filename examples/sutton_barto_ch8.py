@@ -182,13 +182,12 @@ def example_8_4(factors, seeds: int, tolerance: float = 1.2) -> dict:
                 **extra,
             )
             out, seconds = run_seeds(module, config, env, params, seeds)
-            path = np.asarray(out.greedy_path_length)
-            good = (path > 0) & (path <= tolerance * shortest)
-            cumulative = np.cumsum(np.asarray(out.metrics.q_updates), axis=1)[
-                :, interval - 1 :: interval
-            ]
-            first = good.argmax(axis=1)
-            updates = np.where(good.any(axis=1), cumulative[np.arange(seeds), first], np.nan)
+            updates = np.asarray(
+                metrics.updates_until_path_within(
+                    out.greedy_path_length, out.metrics.q_updates, interval, tolerance * shortest
+                )
+            )
+            updates = np.where(np.isfinite(updates), updates, np.nan)
             row[label] = {
                 "median_updates": float(np.nanmedian(updates))
                 if np.isfinite(updates).any()

@@ -55,3 +55,27 @@ def first_step_where(condition: Array) -> Array:
     return jnp.where(jnp.any(condition), jnp.argmax(condition), condition.shape[-1]).astype(
         jnp.int32
     )
+
+
+def updates_until_path_within(
+    greedy_path_length: Array, q_updates: Array, interval: int, max_length: float
+) -> Array:
+    """Q-table updates made until the greedy path first reaches the goal within ``max_length``.
+
+    Args:
+      greedy_path_length: ``[B, T // interval]`` path lengths recorded every
+        ``interval`` steps (``-1``: goal not reached), as in ``TrainOutput``.
+      q_updates: ``[B, T]`` updates per step.
+      interval: the ``greedy_eval_interval`` the run used.
+      max_length: largest path length that counts.
+
+    Returns:
+      ``[B]`` float32 update counts, ``inf`` for runs that never got there.
+    """
+    path = jnp.asarray(greedy_path_length)
+    good = (path > 0) & (path <= max_length)
+    cumulative = jnp.cumsum(jnp.asarray(q_updates, jnp.float32), axis=1)[
+        :, interval - 1 :: interval
+    ]
+    reached = jnp.take_along_axis(cumulative, jnp.argmax(good, axis=1)[:, None], axis=1)[:, 0]
+    return jnp.where(jnp.any(good, axis=1), reached, jnp.inf)

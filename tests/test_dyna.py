@@ -111,10 +111,9 @@ def test_prioritized_sweeping_needs_fewer_updates():
         )
         # Optimal as in the usual reproduction of Example 8.4: within 20% of the
         # shortest path (14 steps), so <= 16 steps.
-        path = np.asarray(out.greedy_path_length)
-        optimal = (path > 0) & (path <= 16)
-        cumulative = np.cumsum(np.asarray(out.metrics.q_updates), axis=1)[:, 9::10]
-        return np.where(optimal.any(1), cumulative[np.arange(30), optimal.argmax(1)], np.inf)
+        return np.asarray(
+            metrics.updates_until_path_within(out.greedy_path_length, out.metrics.q_updates, 10, 16)
+        )
 
     dyna = updates_to_optimal(dyna_q)
     sweep = updates_to_optimal(ps, theta=1e-4)
@@ -238,3 +237,11 @@ def test_config_is_frozen():
     config = dyna_q.Config()
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.epsilon = 0.5
+
+
+def test_updates_until_path_within_by_hand():
+    paths = jnp.array([[-1, 20, 15, 14], [-1, -1, -1, 30]])
+    q_updates = jnp.ones((2, 8), jnp.int32) * jnp.array([[1], [2]])
+    out = metrics.updates_until_path_within(paths, q_updates, interval=2, max_length=16)
+    # Seed 0 first gets within 16 at the third evaluation (after 6 steps of 1 update).
+    assert float(out[0]) == 6.0 and np.isinf(float(out[1]))

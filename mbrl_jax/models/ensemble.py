@@ -215,9 +215,8 @@ class Ensemble:
         x = jnp.concatenate([obs, self.encode_action(action)], axis=-1)
         return (x - state.normalizer.in_mean) / state.normalizer.in_std
 
-    def apply_members(self, params, normalizer: Normalizer, x: Array):
+    def apply_members(self, params, x: Array):
         """``x [E, N, input]`` normalised -> ``(mean, logvar, term_logit)`` ``[E, N, ...]``."""
-        del normalizer
         return jax.vmap(self.network.apply)(params, x)
 
     def predict(self, state: EnsembleState, obs: Array, action: Array) -> dict:
@@ -236,9 +235,7 @@ class Ensemble:
         """
         x = self._inputs(state, obs, action)
         e = self.config.ensemble_size
-        mean, logvar, term = self.apply_members(
-            state.params, state.normalizer, jnp.broadcast_to(x, (e, *x.shape))
-        )
+        mean, logvar, term = self.apply_members(state.params, jnp.broadcast_to(x, (e, *x.shape)))
         norm = state.normalizer
         member_mean = mean * norm.out_std + norm.out_mean
         base = jnp.zeros_like(member_mean).at[..., : self.config.obs_dim].set(obs)
@@ -280,7 +277,7 @@ class Ensemble:
         sample_key, perm_key = jax.random.split(key)
         if mode == "expectation":
             mean, logvar, term = self.apply_members(
-                state.params, norm, jnp.broadcast_to(x, (e, *x.shape))
+                state.params, jnp.broadcast_to(x, (e, *x.shape))
             )
             out, term = mean.mean(0), term.mean(0)
         elif mode in ("tsinf", "ts1"):
@@ -290,7 +287,7 @@ class Ensemble:
                 )
             order = jax.random.permutation(perm_key, n) if mode == "ts1" else jnp.arange(n)
             grouped = x[order].reshape(n // e, e, -1).transpose(1, 0, 2)  # [E, N/E, in]
-            mean, logvar, term = self.apply_members(state.params, norm, grouped)
+            mean, logvar, term = self.apply_members(state.params, grouped)
             if c.probabilistic:
                 mean = distrax.Normal(mean, jnp.exp(0.5 * logvar)).sample(seed=sample_key)
             back = jnp.argsort(order)
