@@ -95,6 +95,10 @@ class MPCConfig:
       temperature: MPPI's softmax temperature.
       noise_exponent: iCEM's coloured-noise exponent (0 white, 2 Brownian-like).
       keep_elites: iCEM's share of elites carried to the next iteration and step.
+      return_mean_elites: act on the mean of the last iteration's elites
+        (CEM/iCEM, continuous actions) instead of the best sequence found. With
+        rewards that tie (an "alive" bonus), the best sequence is one noisy
+        sample among many equals, and the elite mean is the steadier choice.
     """
 
     method: str = "cem"
@@ -110,6 +114,7 @@ class MPCConfig:
     temperature: float = 1.0
     noise_exponent: float = 2.0
     keep_elites: float = 0.3
+    return_mean_elites: bool = False
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -241,6 +246,9 @@ def make_planner(
         high = jnp.asarray(action_spec.high, jnp.float32)
         centre, span = (low + high) / 2.0, high - low
     num_kept = int(round(c.keep_elites * c.num_elites)) if c.method == "icem" else 0
+    use_elite_mean = (
+        c.return_mean_elites and c.method in ("cem", "icem") and not action_spec.discrete
+    )
     particle_init = particle_init or (
         lambda state, n: jax.tree.map(lambda x: jnp.broadcast_to(x, (n, *jnp.shape(x))), state)
     )
@@ -331,6 +339,8 @@ def make_planner(
                 std = c.alpha * std + (1 - c.alpha) * elites.std(0)
             if num_kept:
                 kept = elites[:num_kept]
+            if use_elite_mean:
+                best = (elites.mean(0), objective[elite_idx].mean(), spread[elite_idx].mean())
             return (mean, std, kept, best), objective[top]
 
         std0 = jnp.zeros((h, dim)) if std is None else std

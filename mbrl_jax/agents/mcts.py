@@ -1,0 +1,112 @@
+"""Acting by tree search with the true model at every step (no learning).
+
+``train(key)`` runs ``num_steps`` environment steps; at each one a search from
+the current state with the environment itself as the model
+(:func:`mbrl_jax.models.true_env.env_model_step`) picks the action. The
+default is classic MCTS: UCB1 selection and leaf values from batched random
+rollouts (:func:`mbrl_jax.planners.search.rollout_evaluator`). The output
+follows the tabular agents' per-step metrics, so the comparison runner reads
+it the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from mbrl_jax.agents.common import check_range
+from mbrl_jax.models.true_env import env_model_step
+from mbrl_jax.planners.search import SearchConfig, make_search, rollout_evaluator
+from mbrl_jax.types import Array, PRNGKey
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """MCTS agent settings (validated on construction).
+
+    Attributes:
+      num_steps: environment steps to run.
+      max_episodes: stop acting after this many episodes (``None``: no limit);
+        later steps are recorded as not taken.
+      search: :class:`~mbrl_jax.planners.search.SearchConfig` (default UCB1,
+        200 simulations, discount 0.95).
+      num_rollouts: random rollouts per leaf, all batched in one model step.
+      rollout_depth: steps of each rollout.
+    """
+
+    num_steps: int = 1000
+    max_episodes: int | None = None
+    search: SearchConfig = dataclasses.field(
+        default_factory=lambda: SearchConfig(
+            num_simulations=200, policy="ucb1", discount=0.95, ucb_c=0.5
+        )
+    )
+    num_rollouts: int = 16
+    rollout_depth: int = 50
+
+    def __post_init__(self):
+        for name in ("num_steps", "num_rollouts", "rollout_depth"):
+            check_range(self, name, low=1)
+        if self.max_episodes is not None:
+            check_range(self, "max_episodes", low=1)
+
+
+class StepMetrics(NamedTuple):
+    """Per-step record, each ``[num_steps]``: reward, episode end, whether the step was taken,
+    and the root value of the search."""
+
+    reward: Array
+    done: Array
+    active: Array
+    root_value: Array
+
+
+def num_discrete_actions(env, env_params) -> int:
+    """The number of actions of a discrete-action environment, or a ``ValueError``."""
+    space = env.action_space(env_params)
+    if not hasattr(space, "n"):
+        raise ValueError(f"env: tree search needs discrete actions, got {space!r}")
+    return int(space.n)
+
+
+def make_train(config: Config, env, env_params):
+    """Builds ``train(key) -> StepMetrics`` (jit/vmap it over seeds)."""
+    num_actions = num_discrete_actions(env, env_params)
+    model_step = env_model_step(env, env_params)
+    evaluate = rollout_evaluator(
+        model_step, num_actions, config.num_rollouts, config.rollout_depth, config.search.discount
+    )
+    search = make_search(config.search, model_step, evaluate, num_actions)
+    max_episodes = config.max_episodes or 2**30
+
+    def train(key: PRNGKey) -> StepMetrics:
+        reset_key, loop_key = jax.random.split(key)
+        _, state = env.reset(reset_key, env_params)
+
+        def body(carry, step_key):
+            state, episodes = carry
+            search_key, env_key = jax.random.split(step_key)
+            result = search(None, search_key, jax.tree.map(lambda x: x[None], state))
+            _, next_state, reward, terminated, truncated, _ = env.step(
+                env_key, state, result.action[0], env_params
+            )
+            active = episodes < max_episodes
+            done = (terminated | truncated) & active
+            state = jax.tree.map(lambda new, old: jnp.where(active, new, old), next_state, state)
+            metrics = StepMetrics(
+                reward=jnp.where(active, reward, 0.0).astype(jnp.float32),
+                done=done,
+                active=active,
+                root_value=result.value[0],
+            )
+            return (state, episodes + done.astype(jnp.int32)), metrics
+
+        _, metrics = jax.lax.scan(
+            body, (state, jnp.int32(0)), jax.random.split(loop_key, config.num_steps)
+        )
+        return metrics
+
+    return train

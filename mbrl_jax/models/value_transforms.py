@@ -1,0 +1,47 @@
+"""MuZero's invertible value scaling and categorical value/reward supports.
+
+``h(x) = sign(x) (sqrt(|x| + 1) - 1) + eps x`` squashes large returns so that
+one network output range fits rewards and values of any scale; ``h_inverse``
+is its exact inverse. A scalar is represented on the integer support
+``[-support_size, support_size]`` as two-hot probabilities on its neighbours
+(:func:`scalar_to_support`), and read back as the expectation
+(:func:`support_to_scalar`).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from mbrl_jax.types import Array
+
+EPS = 1e-3
+
+
+def h(x: Array, eps: float = EPS) -> Array:
+    """Value scaling ``sign(x) (sqrt(|x| + 1) - 1) + eps x`` (any shape)."""
+    return jnp.sign(x) * (jnp.sqrt(jnp.abs(x) + 1.0) - 1.0) + eps * x
+
+
+def h_inverse(y: Array, eps: float = EPS) -> Array:
+    """Exact inverse of :func:`h` (any shape)."""
+    root = (jnp.sqrt(1.0 + 4.0 * eps * (jnp.abs(y) + 1.0 + eps)) - 1.0) / (2.0 * eps)
+    return jnp.sign(y) * (root**2 - 1.0)
+
+
+def scalar_to_support(x: Array, support_size: int) -> Array:
+    """``x [...]`` (already scaled) -> two-hot probabilities ``[..., 2 * support_size + 1]``."""
+    x = jnp.clip(x, -support_size, support_size)
+    low = jnp.floor(x)
+    upper_weight = x - low
+    index = (low + support_size).astype(jnp.int32)
+    size = 2 * support_size + 1
+    return jax.nn.one_hot(index, size) * (1.0 - upper_weight)[..., None] + jax.nn.one_hot(
+        jnp.minimum(index + 1, size - 1), size
+    ) * upper_weight[..., None]
+
+
+def support_to_scalar(logits: Array, support_size: int) -> Array:
+    """Logits ``[..., 2 * support_size + 1]`` -> expected (still scaled) value ``[...]``."""
+    support = jnp.arange(-support_size, support_size + 1, dtype=jnp.float32)
+    return jnp.sum(jax.nn.softmax(logits, axis=-1) * support, axis=-1)
