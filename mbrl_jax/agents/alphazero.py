@@ -217,7 +217,14 @@ def make_train(config: Config, env, env_params):
             (params, opt_state), (loss, p_loss, v_loss) = jax.lax.scan(
                 lambda carry, idx: sgd_step(carry, idx, data), (params, opt_state), order
             )
-            out = (rewards[:, 0], done[:, 0], mean_return, loss.mean(), p_loss.mean(), v_loss.mean())
+            out = (
+                rewards[:, 0],
+                done[:, 0],
+                mean_return,
+                loss.mean(),
+                p_loss.mean(),
+                v_loss.mean(),
+            )
             return (params, opt_state, states, running), out
 
         (params, *_), (reward, done, mean_return, loss, p_loss, v_loss) = jax.lax.scan(

@@ -94,9 +94,9 @@ def evaluate_episodes(act, env, env_params, params, key, num_envs: int, num_step
         obs, states, alive, total = carry
         act_key, env_key = jax.random.split(step_key)
         actions = act(params, act_key, obs, states)
-        obs, states, reward, terminated, truncated, _ = jax.vmap(
-            env.step, in_axes=(0, 0, 0, None)
-        )(jax.random.split(env_key, num_envs), states, actions, env_params)
+        obs, states, reward, terminated, truncated, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+            jax.random.split(env_key, num_envs), states, actions, env_params
+        )
         total = total + alive * reward
         alive = alive * (1.0 - (terminated | truncated).astype(jnp.float32))
         return (obs, states, alive, total), None

@@ -36,9 +36,10 @@ def scalar_to_support(x: Array, support_size: int) -> Array:
     upper_weight = x - low
     index = (low + support_size).astype(jnp.int32)
     size = 2 * support_size + 1
-    return jax.nn.one_hot(index, size) * (1.0 - upper_weight)[..., None] + jax.nn.one_hot(
-        jnp.minimum(index + 1, size - 1), size
-    ) * upper_weight[..., None]
+    return (
+        jax.nn.one_hot(index, size) * (1.0 - upper_weight)[..., None]
+        + jax.nn.one_hot(jnp.minimum(index + 1, size - 1), size) * upper_weight[..., None]
+    )
 
 
 def support_to_scalar(logits: Array, support_size: int) -> Array:

@@ -159,7 +159,9 @@ def rollout_evaluator(
             particles, alive, ret, scale = carry
             action_key, model_key = jax.random.split(step_key)
             actions = jax.random.randint(action_key, (n,), 0, num_actions)
-            particles, reward, done = step(params, jax.random.split(model_key, n), particles, actions)
+            particles, reward, done = step(
+                params, jax.random.split(model_key, n), particles, actions
+            )
             ret = ret + alive * scale * reward
             alive = alive * (1.0 - jnp.asarray(done, jnp.float32))
             return (particles, alive, ret, scale * discount), None
