@@ -41,10 +41,10 @@ class Config:
     max_episodes: int | None = None
     search: SearchConfig = dataclasses.field(
         default_factory=lambda: SearchConfig(
-            num_simulations=200, policy="ucb1", discount=0.95, ucb_c=0.5
+            num_simulations=200, policy="ucb1", discount=0.95, ucb_c=1.4142135
         )
     )
-    num_rollouts: int = 16
+    num_rollouts: int = 64
     rollout_depth: int = 50
 
     def __post_init__(self):
@@ -85,28 +85,38 @@ def make_train(config: Config, env, env_params):
     def train(key: PRNGKey) -> StepMetrics:
         reset_key, loop_key = jax.random.split(key)
         _, state = env.reset(reset_key, env_params)
+        n = config.num_steps
+        metrics = StepMetrics(
+            reward=jnp.zeros(n, jnp.float32),
+            done=jnp.zeros(n, bool),
+            active=jnp.zeros(n, bool),
+            root_value=jnp.zeros(n, jnp.float32),
+        )
 
-        def body(carry, step_key):
-            state, episodes = carry
-            search_key, env_key = jax.random.split(step_key)
+        # A while loop rather than a scan: with max_episodes it stops once every
+        # episode is over (under vmap, once every seed's are), instead of
+        # searching through the remaining steps.
+        def cond(carry):
+            t, _, episodes, _ = carry
+            return (t < n) & (episodes < max_episodes)
+
+        def body(carry):
+            t, state, episodes, metrics = carry
+            search_key, env_key = jax.random.split(jax.random.fold_in(loop_key, t))
             result = search(None, search_key, jax.tree.map(lambda x: x[None], state))
-            _, next_state, reward, terminated, truncated, _ = env.step(
+            _, state, reward, terminated, truncated, _ = env.step(
                 env_key, state, result.action[0], env_params
             )
-            active = episodes < max_episodes
-            done = (terminated | truncated) & active
-            state = jax.tree.map(lambda new, old: jnp.where(active, new, old), next_state, state)
+            done = terminated | truncated
             metrics = StepMetrics(
-                reward=jnp.where(active, reward, 0.0).astype(jnp.float32),
-                done=done,
-                active=active,
-                root_value=result.value[0],
+                reward=metrics.reward.at[t].set(reward.astype(jnp.float32)),
+                done=metrics.done.at[t].set(done),
+                active=metrics.active.at[t].set(True),
+                root_value=metrics.root_value.at[t].set(result.value[0]),
             )
-            return (state, episodes + done.astype(jnp.int32)), metrics
+            return t + 1, state, episodes + done.astype(jnp.int32), metrics
 
-        _, metrics = jax.lax.scan(
-            body, (state, jnp.int32(0)), jax.random.split(loop_key, config.num_steps)
-        )
+        *_, metrics = jax.lax.while_loop(cond, body, (jnp.int32(0), state, jnp.int32(0), metrics))
         return metrics
 
     return train

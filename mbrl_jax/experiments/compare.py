@@ -157,9 +157,10 @@ def run_comparison(
         parse_spec(spec)
     env, env_params = envs.make(env_name)
     settings = settings or CommonSettings()
+    explicit = steps is not None
     if steps is None:
         steps = 3000 if episodes is None else 400 * episodes + 5000
-    budget = Budget(num_steps=steps, episodes=episodes)
+    budget = Budget(num_steps=steps, episodes=episodes, explicit_steps=explicit)
     runs = {spec: build(spec, env, env_params, budget, settings) for spec in agents}
     optimal = optimal_path_length(env, env_params)
     keys = jax.random.split(jax.random.key(seed), seeds)
@@ -184,9 +185,10 @@ def run_comparison(
         extracted = run.extract(out)
         entry = summarize(extracted, optimal, near_optimal)
         done = extracted["done"]
-        active = np.array([_active_steps(done[j], episodes, steps) for j in range(seeds)])
+        length = done.shape[1]  # agents with a budget of their own may differ from `steps`
+        active = np.array([_active_steps(done[j], episodes, length) for j in range(seeds)])
         cumulative = np.cumsum(extracted["reward"], axis=1)
-        sample = np.unique(np.linspace(0, steps - 1, min(steps, 200)).astype(int))
+        sample = np.unique(np.linspace(0, length - 1, min(length, 200)).astype(int))
         entry.update(
             description=run.description,
             compile_s=compile_s,

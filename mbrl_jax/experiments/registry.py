@@ -19,10 +19,16 @@ import numpy as np
 
 @dataclasses.dataclass(frozen=True)
 class Budget:
-    """How long each seed runs: ``num_steps`` environment steps, optionally cut at ``episodes``."""
+    """How long each seed runs: ``num_steps`` environment steps, optionally cut at ``episodes``.
+
+    ``explicit_steps`` is false when ``num_steps`` is the runner's default rather
+    than the user's choice; agents with a budget of their own (AlphaZero,
+    MuZero) then keep theirs.
+    """
 
     num_steps: int
     episodes: int | None = None
+    explicit_steps: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,3 +206,67 @@ def _pets(arg, env, env_params, budget, settings):
         f"(population {config.planner.population}, horizon {config.planner.horizon})"
     )
     return AgentRun(train, extract, label)
+
+
+def _stream_extract(out) -> dict:
+    """Per-step ``reward``/``done`` streams ``[seeds, T]`` of the search agents."""
+    reward = np.asarray(out.reward, np.float32)
+    return {
+        "reward": reward,
+        "done": np.asarray(out.done),
+        "planning_updates": np.zeros(reward.shape[0]),
+        "q_updates": np.zeros(reward.shape[0]),
+    }
+
+
+@register("mcts", "mcts:SIMS")
+def _mcts(arg, env, env_params, budget, settings):
+    from mbrl_jax.agents import mcts
+
+    sims = _int_arg(arg, 200, f"mcts:{arg}")
+    if sims < 1:
+        raise ValueError(f"agent 'mcts:{arg}': the number of simulations must be >= 1")
+    default = mcts.Config()
+    config = mcts.Config(
+        num_steps=budget.num_steps,
+        max_episodes=budget.episodes,
+        search=dataclasses.replace(default.search, num_simulations=sims),
+    )
+    label = (
+        f"MCTS (UCB1, true model), {sims} simulations, "
+        f"{config.num_rollouts} rollouts x {config.rollout_depth} steps per leaf"
+    )
+    return AgentRun(mcts.make_train(config, env, env_params), _stream_extract, label)
+
+
+def _search_agent(module, name: str, arg, env, budget) -> tuple[Any, str]:
+    if arg is not None:
+        raise ValueError(f"agent {name!r} takes no argument, got {arg!r}")
+    default = module.Config()
+    iterations = default.num_iterations
+    if budget.explicit_steps:
+        # --steps counts the steps of each parallel environment.
+        iterations = max(1, -(-budget.num_steps // default.unroll_length))
+    config = dataclasses.replace(default, num_iterations=iterations)
+    label = (
+        f"{name}: {config.num_envs} envs x {config.num_iterations * config.unroll_length} steps "
+        f"(curves: env 0), {config.search.policy} search, "
+        f"{config.search.num_simulations} simulations"
+    )
+    return config, label
+
+
+@register("alphazero", "alphazero")
+def _alphazero(arg, env, env_params, budget, settings):
+    from mbrl_jax.agents import alphazero
+
+    config, label = _search_agent(alphazero, "alphazero", arg, env, budget)
+    return AgentRun(alphazero.make_train(config, env, env_params), _stream_extract, label)
+
+
+@register("muzero", "muzero")
+def _muzero(arg, env, env_params, budget, settings):
+    from mbrl_jax.agents import muzero
+
+    config, label = _search_agent(muzero, "muzero", arg, env, budget)
+    return AgentRun(muzero.make_train(config, env, env_params), _stream_extract, label)
