@@ -9,7 +9,6 @@ from mbrl_jax import envs
 from mbrl_jax.agents import alphazero, mcts, muzero
 from mbrl_jax.agents.targets import completed_returns, n_step_targets
 from mbrl_jax.experiments.compare import run_comparison
-from mbrl_jax.models.true_env import env_model_step
 from mbrl_jax.models.value_transforms import h, h_inverse, scalar_to_support, support_to_scalar
 from mbrl_jax.planners.search import SearchConfig, make_search, rollout_evaluator
 
@@ -241,9 +240,7 @@ def test_trajectory_buffer_windows_stop_at_episode_ends():
 
 
 def test_compare_runs_the_search_agents():
-    results = run_comparison(
-        "DynaMaze", ["mcts:20"], seeds=2, episodes=1, log=lambda m: None
-    )
+    results = run_comparison("DynaMaze", ["mcts:20"], seeds=2, episodes=1, log=lambda m: None)
     entry = results["agents"]["mcts:20"]
     assert entry["summary"]["episodes_completed"] == 1.0
     assert len(entry["episode_lengths"]) == 2
