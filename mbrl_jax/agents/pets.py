@@ -73,8 +73,6 @@ class Config:
             num_elites=10,
             num_particles=5,
             alpha=0.1,
-            init_std=0.25,
-            return_mean_elites=True,
         )
     )
 
