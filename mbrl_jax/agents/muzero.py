@@ -298,12 +298,7 @@ def make_train(config: Config, env, env_params):
         return net.apply(params, obs, method=MuZeroNet.represent)
 
     search = make_search(c.search, model_step, evaluate, num_actions)
-    greedy_search = make_search(
-        dataclasses.replace(c.search, gumbel_scale=0.0, temperature=1e-3, dirichlet_fraction=0.0),
-        model_step,
-        evaluate,
-        num_actions,
-    )
+    greedy_search = make_search(c.search.noiseless(), model_step, evaluate, num_actions)
     optimizer = optax.chain(optax.clip_by_global_norm(c.max_grad_norm), optax.adam(c.learning_rate))
     step_env = jax.vmap(env.step, in_axes=(0, 0, 0, None))
     reset_env = jax.vmap(env.reset, in_axes=(0, None))

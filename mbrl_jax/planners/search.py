@@ -107,6 +107,11 @@ class SearchConfig:
             if not getattr(self, name) > 0.0:
                 raise ValueError(f"SearchConfig.{name} must be > 0, got {getattr(self, name)}")
 
+    def noiseless(self) -> SearchConfig:
+        """The same search without root noise (for evaluation): no Gumbel or Dirichlet
+        noise, PUCT's action the most visited."""
+        return dataclasses.replace(self, gumbel_scale=0.0, temperature=1e-3, dirichlet_fraction=0.0)
+
 
 class SearchResult(NamedTuple):
     """Output of one search over ``B`` roots.
