@@ -7,7 +7,7 @@ import pytest
 
 from mbrl_jax import envs
 from mbrl_jax.agents import alphazero, mcts, muzero
-from mbrl_jax.agents.targets import completed_returns, n_step_targets
+from mbrl_jax.agents.targets import completed_returns, n_step_bootstrap, n_step_targets
 from mbrl_jax.experiments.compare import run_comparison
 from mbrl_jax.models.value_transforms import h, h_inverse, scalar_to_support, support_to_scalar
 from mbrl_jax.planners.search import SearchConfig, make_search, rollout_evaluator
@@ -164,6 +164,18 @@ def test_n_step_targets_match_a_python_reference():
         )
         want = _reference_n_step(rewards, term, trunc, values, 0.7, trunc_values, 0.9, n)
         np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-5)
+        # The value-free parts give the same targets with the value of each
+        # step's final observation (the next state's, or the truncation's).
+        final_values = np.where(trunc, trunc_values, np.append(values[1:], 0.7))
+        partial, boot_discount, index = n_step_bootstrap(
+            jnp.asarray(rewards)[:, None],
+            jnp.asarray(term)[:, None],
+            jnp.asarray(trunc)[:, None],
+            0.9,
+            n,
+        )
+        rebuilt = partial[:, 0] + boot_discount[:, 0] * final_values[np.asarray(index[:, 0])]
+        np.testing.assert_allclose(np.asarray(rebuilt), want, rtol=1e-5, atol=1e-5)
     returns, mean, running = completed_returns(
         jnp.ones((4, 2)), jnp.array([[0, 0], [1, 0], [0, 0], [0, 1]], bool), jnp.array([5.0, 0.0])
     )
@@ -220,7 +232,9 @@ def test_trajectory_buffer_windows_stop_at_episode_ends():
         "reward": jnp.ones((6, 1)),
         "done": jnp.array([0, 0, 1, 0, 0, 0], bool)[:, None],
         "policy": jnp.full((6, 1, 2), 0.5),
-        "target": jnp.zeros((6, 1)),
+        "partial": jnp.zeros((6, 1)),
+        "boot_discount": jnp.zeros((6, 1)),
+        "boot_obs": jnp.zeros((6, 1, 1)),
     }
     buf = muzero.trajectory_buffer_add(buf, steps)
     buf = muzero.trajectory_buffer_add(buf, jax.tree.map(lambda x: x + 0, steps))

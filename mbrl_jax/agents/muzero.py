@@ -14,11 +14,15 @@ with value and reward as categorical distributions over the integer support
 1. plays ``unroll_length`` steps in ``num_envs`` environments, choosing actions by
    search in the learned model (:func:`mbrl_jax.planners.search.make_search`,
    Gumbel MuZero by default) from ``representation(obs)``;
-2. stores the steps with their search policies and n-step value targets
-   (bootstrapped from the search's root values) in a trajectory replay buffer
-   held as a pytree (``[capacity, num_envs]`` time-major arrays);
+2. stores the steps with their search policies and the parts of their n-step
+   value targets (discounted rewards, bootstrap discount and observation) in a
+   trajectory replay buffer held as a pytree (``[capacity, num_envs]``
+   time-major arrays);
 3. takes ``updates_per_iteration`` gradient steps on ``K``-step unrolls sampled
-   from the buffer: policy, value and reward cross-entropies at each of the
+   from the buffer. Value targets are recomputed for every sample with the
+   networks as they were at the start of the iteration (a target network that
+   also "reanalyses" old data, so stale bootstrap values do not linger in the
+   buffer). The loss sums policy, value and reward cross-entropies at each of the
    ``K + 1`` positions, the dynamics' gradient halved at each step. Positions
    past the end of an episode train towards an absorbing state (zero reward
    and value, no policy loss).
@@ -40,7 +44,7 @@ from flax import struct
 
 from mbrl_jax.agents.common import check_range
 from mbrl_jax.agents.mcts import num_discrete_actions
-from mbrl_jax.agents.targets import completed_returns, evaluate_episodes, n_step_targets
+from mbrl_jax.agents.targets import completed_returns, evaluate_episodes, n_step_bootstrap
 from mbrl_jax.models.value_transforms import (
     h,
     h_inverse,
@@ -117,8 +121,12 @@ class TrajectoryBuffer:
     """Time-major trajectories of ``N`` environments, ``[capacity, N, ...]`` each.
 
     Attributes:
-      obs, action, reward, done, policy, target: stored steps (``done``: the
-        episode ended at this step; ``target``: n-step value target).
+      obs, action, reward, done, policy: stored steps (``done``: the episode
+        ended at this step; ``policy``: the search's improved policy).
+      partial, boot_discount, boot_obs: the n-step value target without its
+        bootstrap value (:func:`mbrl_jax.agents.targets.n_step_bootstrap`):
+        ``target = partial + boot_discount * v(boot_obs)``, recomputed with the
+        current networks whenever the step is sampled.
       position: next row to write; ``size``: rows written (``<= capacity``).
     """
 
@@ -127,7 +135,9 @@ class TrajectoryBuffer:
     reward: Array
     done: Array
     policy: Array
-    target: Array
+    partial: Array
+    boot_discount: Array
+    boot_obs: Array
     position: Array
     size: Array
 
@@ -145,7 +155,9 @@ def trajectory_buffer_init(capacity: int, num_envs: int, obs_shape, num_actions:
         reward=z(),
         done=z(dtype=bool),
         policy=z(num_actions),
-        target=z(),
+        partial=z(),
+        boot_discount=z(),
+        boot_obs=z(*obs_shape),
         position=jnp.int32(0),
         size=jnp.int32(0),
     )
@@ -181,13 +193,13 @@ def trajectory_buffer_sample(buffer: TrajectoryBuffer, key: PRNGKey, batch: int,
     logical = jnp.minimum(start[:, None] + offsets, buffer.size - 1)
     rows = (oldest + logical) % buffer.capacity
     take = lambda x: x[rows, envs[:, None]]  # noqa: E731
-    window = {
-        name: take(getattr(buffer, name))
-        for name in ("obs", "action", "reward", "done", "policy", "target")
-    }
+    window = {name: take(getattr(buffer, name)) for name in _STEP_FIELDS}
     ended_before = jnp.cumsum(window["done"].astype(jnp.int32), axis=1) - window["done"]
     window["valid"] = ended_before == 0
     return window
+
+
+_STEP_FIELDS = ("obs", "action", "reward", "done", "policy", "partial", "boot_discount", "boot_obs")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -304,10 +316,15 @@ def make_train(config: Config, env, env_params):
     reset_env = jax.vmap(env.reset, in_axes=(0, None))
     k = c.unroll_steps
 
-    def loss_fn(params, window):
+    def value_of(params, obs):
+        return evaluate(params, None, represent(params, obs))[1]
+
+    def loss_fn(params, target_params, window):
         valid = window["valid"].astype(jnp.float32)  # [B, K+1]
         latent = net.apply(params, window["obs"][:, 0], method=MuZeroNet.represent)
-        value_target = scalar_to_support(h(window["target"] * valid), c.support_size)
+        boot_value = jax.lax.stop_gradient(value_of(target_params, window["boot_obs"]))
+        target = window["partial"] + window["boot_discount"] * boot_value
+        value_target = scalar_to_support(h(target * valid), c.support_size)
         reward_target = scalar_to_support(
             h(window["reward"] * valid), c.reward_support_size
         )  # reward of step t + j, predicted by the j + 1-th dynamics step
@@ -345,18 +362,18 @@ def make_train(config: Config, env, env_params):
             next_obs, next_states, reward, terminated, truncated, info = step_env(
                 jax.random.split(env_key, c.num_envs), states, result.action, env_params
             )
-            record = (obs, result.action, result.policy, result.value, reward, terminated)
+            record = (obs, result.action, result.policy, reward, terminated)
             return (next_obs, next_states, params), record + (truncated, info["final_observation"])
 
         def sgd_step(carry, step_key):
-            params, opt_state, buffer = carry
+            params, opt_state, buffer, target_params = carry
             window = trajectory_buffer_sample(buffer, step_key, c.batch_size, k)
-            (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, window)
+            (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+                params, target_params, window
+            )
             updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state, buffer), (loss, *aux)
-
-        def value_of(params, obs):
-            return evaluate(params, None, represent(params, obs))[1]
+            params = optax.apply_updates(params, updates)
+            return (params, opt_state, buffer, target_params), (loss, *aux)
 
         def iteration(carry, key):
             params, opt_state, obs, states, buffer, running = carry
@@ -364,16 +381,12 @@ def make_train(config: Config, env, env_params):
             (obs, states, _), record = jax.lax.scan(
                 act, (obs, states, params), jax.random.split(play_key, c.unroll_length)
             )
-            s_obs, action, policy, values, rewards, term, trunc, final_obs = record
-            targets = n_step_targets(
-                rewards,
-                term,
-                trunc,
-                values,
-                value_of(params, obs),
-                value_of(params, final_obs),
-                c.search.discount,
-                c.n_step,
+            s_obs, action, policy, rewards, term, trunc, final_obs = record
+            partial, boot_discount, boot_index = n_step_bootstrap(
+                rewards, term, trunc, c.search.discount, c.n_step
+            )
+            boot_obs = jnp.take_along_axis(
+                final_obs, boot_index.reshape(*boot_index.shape, *[1] * len(obs_shape)), axis=0
             )
             done = term | trunc
             _, mean_return, running = completed_returns(rewards, done, running)
@@ -387,12 +400,14 @@ def make_train(config: Config, env, env_params):
                     # the next stored step belongs to a new episode.
                     "done": done,
                     "policy": policy,
-                    "target": targets,
+                    "partial": partial,
+                    "boot_discount": boot_discount,
+                    "boot_obs": boot_obs,
                 },
             )
-            (params, opt_state, buffer), losses = jax.lax.scan(
+            (params, opt_state, buffer, _), losses = jax.lax.scan(
                 sgd_step,
-                (params, opt_state, buffer),
+                (params, opt_state, buffer, params),
                 jax.random.split(learn_key, c.updates_per_iteration),
             )
             out = (rewards[:, 0], done[:, 0], mean_return, *(x.mean() for x in losses))

@@ -54,6 +54,53 @@ def n_step_targets(
     return targets
 
 
+def n_step_bootstrap(
+    rewards: Array,
+    terminated: Array,
+    truncated: Array,
+    discount: float,
+    n: int,
+) -> tuple[Array, Array, Array]:
+    """The parts of :func:`n_step_targets` that do not depend on a value function.
+
+    ``G_t = partial_t + boot_discount_t * v(o)`` where ``o`` is the observation
+    after step ``boot_index_t`` (its final observation, before any auto-reset),
+    so a learner can recompute targets later with a newer value function
+    (MuZero's "reanalyse" of values).
+
+    Args:
+      rewards, terminated, truncated: ``[T, N]`` time-major.
+      discount: ``g``.
+      n: steps before bootstrapping, ``>= 1``.
+
+    Returns:
+      ``(partial [T, N]`` discounted rewards of the ``m`` steps,
+      ``boot_discount [T, N]`` ``g^m``, zero when the episode terminated within
+      them, ``boot_index [T, N]`` int32 step ``t + m - 1`` whose final
+      observation is the bootstrap state).
+    """
+    if n < 1:
+        raise ValueError(f"n_step_bootstrap: n must be >= 1, got {n}")
+    term = terminated.astype(jnp.float32)
+    stop = terminated | truncated
+    stop = stop.at[-1].set(True)
+    one_partial = rewards.astype(jnp.float32)
+    one_discount = discount * (1.0 - term)
+    one_index = jnp.broadcast_to(
+        jnp.arange(rewards.shape[0]).reshape(-1, *([1] * (rewards.ndim - 1))), rewards.shape
+    ).astype(jnp.int32)
+    partial, disc, index = one_partial, one_discount, one_index
+
+    def shift(x):
+        return jnp.concatenate([x[1:], jnp.zeros_like(x[:1])], axis=0)
+
+    for _ in range(min(n, rewards.shape[0]) - 1):
+        partial = jnp.where(stop, one_partial, one_partial + discount * shift(partial))
+        disc = jnp.where(stop, one_discount, discount * shift(disc))
+        index = jnp.where(stop, one_index, shift(index))
+    return partial, disc, index
+
+
 def completed_returns(rewards: Array, done: Array, running: Array) -> tuple[Array, Array, Array]:
     """Episode returns completed along ``[T, N]`` steps.
 
