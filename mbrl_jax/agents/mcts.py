@@ -32,7 +32,14 @@ class Config:
       max_episodes: stop acting after this many episodes (``None``: no limit);
         later steps are recorded as not taken.
       search: :class:`~mbrl_jax.planners.search.SearchConfig` (default UCB1,
-        200 simulations, discount 0.95).
+        200 simulations, discount 0.95, ``c = 6``). UCB1 compares Q values
+        min-max normalised to ``[0, 1]`` among siblings, which stretches the
+        small, noisy differences of sparse rollout values to the full range;
+        a larger ``c`` than the textbook's 1.41 keeps such noise from
+        deciding. On ``DynaMaze`` (5 seeds, 2 episodes each) ``c`` = 0.25,
+        0.5, 1.41, 3 and 6 give 23.4, 21.5, 16.7, 14.8 and 14.0 steps per
+        episode at 2,000 simulations (14 is the shortest path); at 200
+        simulations ``c`` = 3 and 6 give 15.3 and 15.6.
       num_rollouts: random rollouts per leaf, all batched in one model step.
       rollout_depth: steps of each rollout.
     """
@@ -41,7 +48,7 @@ class Config:
     max_episodes: int | None = None
     search: SearchConfig = dataclasses.field(
         default_factory=lambda: SearchConfig(
-            num_simulations=200, policy="ucb1", discount=0.95, ucb_c=1.4142135
+            num_simulations=200, policy="ucb1", discount=0.95, ucb_c=6.0
         )
     )
     num_rollouts: int = 64
