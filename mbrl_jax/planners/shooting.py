@@ -89,7 +89,9 @@ class MPCConfig:
       num_elites: elites of CEM/iCEM, ``<= population``.
       num_particles: rollouts per candidate ``K``.
       alpha: momentum of the CEM/iCEM mean and std (weight of the old values).
-      init_std: initial standard deviation as a fraction of the action range.
+      init_std: initial standard deviation as a fraction of the action range
+        (continuous); for discrete actions, the weight of the uniform
+        distribution mixed into the warm-started probabilities (at most 1).
       beta: weight of the particles' return std in the objective.
       discount: discount of rewards along the horizon.
       temperature: MPPI's softmax temperature.
@@ -218,6 +220,7 @@ def make_planner(
     reward_fn: Callable | None = None,
     termination_fn: Callable | None = None,
     particle_init: Callable | None = None,
+    terminal_value_fn: Callable | None = None,
 ) -> Planner:
     """Builds a planner.
 
@@ -230,6 +233,10 @@ def make_planner(
       termination_fn: optional ``termination_fn(next_obs) -> [N]`` bool.
       particle_init: optional ``(state, n) -> states [n]``; default broadcasts the
         start state (a pytree) ``n`` times.
+      terminal_value_fn: optional ``(states [N]) -> [N]`` value of the state a
+        rollout reaches after ``H`` steps, added (discounted, only if the
+        rollout is still alive) to its return: MPC's terminal cost, an
+        estimate of what lies beyond the horizon.
 
     Raises:
       ValueError: for a method that does not support discrete actions (MPPI, iCEM).
@@ -271,7 +278,11 @@ def make_planner(
             return (next_states, alive * (1.0 - done.astype(jnp.float32)), total), None
 
         init = (states, jnp.ones(num * k), jnp.zeros(num * k))
-        (_, _, total), _ = jax.lax.scan(body, init, (jax.random.split(key, h), jnp.arange(h)))
+        (last, alive, total), _ = jax.lax.scan(
+            body, init, (jax.random.split(key, h), jnp.arange(h))
+        )
+        if terminal_value_fn is not None:
+            total = total + alive * (c.discount**h) * terminal_value_fn(last)
         returns = total.reshape(num, k)
         mean, std = returns.mean(-1), returns.std(-1)
         return mean - c.beta * std, std
@@ -290,6 +301,12 @@ def make_planner(
             return jax.random.uniform(key, (p, h, dim), minval=low, maxval=high)
         if c.method == "icem":
             noise = colored_noise(key, c.noise_exponent, (p, dim), h).transpose(0, 2, 1)
+        elif c.method == "cem":
+            # PETS's CEM: a normal truncated at 2 std, the std capped at half the
+            # distance to the nearer bound, so samples stay inside the bounds
+            # without piling up on them as clipping would.
+            std = jnp.minimum(std, jnp.maximum(jnp.minimum(mean - low, high - mean) / 2, 1e-6))
+            noise = jax.random.truncated_normal(key, -2.0, 2.0, (p, h, dim))
         else:
             noise = jax.random.normal(key, (p, h, dim))
         samples = jnp.clip(mean + std * noise, low, high)
@@ -299,6 +316,13 @@ def make_planner(
 
     def plan(params, key, start, planner_state: PlannerState):
         mean = planner_state.mean
+        if action_spec.discrete:
+            # The warm start keeps the shifted probabilities but mixes the
+            # uniform back in (weight ``init_std``, at most 1), as the continuous
+            # planners restart from ``init_std``: probabilities that collapsed to
+            # one action would otherwise never sample another one again.
+            mix = min(c.init_std, 1.0)
+            mean = (1.0 - mix) * mean + mix / action_spec.num_actions
         std = None if action_spec.discrete else jnp.broadcast_to(c.init_std * span, (h, dim))
         iterations = 1 if c.method == "random" else c.num_iterations
         best0 = (
