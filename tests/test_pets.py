@@ -49,6 +49,26 @@ def test_pets_solves_continuous_cartpole_by_the_third_trial():
     assert returns[:, 0].mean() < 100.0  # random actions do not balance
 
 
+@pytest.mark.parametrize("name", ["ContinuousCartPole", "CartPole-v1", "Pendulum-v1"])
+def test_presets_build_for_their_env(name):
+    env, params = envs.make(name)
+    config = pets.preset(name)
+    assert config.trial_length == int(params.max_steps_in_episode)
+    pets.make_train(config, env, params)  # discrete CartPole-v1 needs CEM, not iCEM
+    assert (config.planner.method == "cem") == (name == "CartPole-v1")
+
+
+def test_pets_adds_the_terminal_value_to_planned_returns():
+    env, params = envs.make("ContinuousCartPole")
+    config = dataclasses.replace(SMALL, terminal_value=True)
+    train = jax.jit(
+        pets.make_train(config, env, params, terminal_value_fn=lambda obs: 1000.0 + 0 * obs[:, 0])
+    )
+    predicted = np.asarray(train(jax.random.key(0)).predicted_return)
+    assert predicted[0].max() == 0.0  # the random trial plans nothing
+    assert predicted[1, 0] >= 1000.0  # horizon 5: the best plan survives and gets the value
+
+
 def test_pets_bad_config():
     with pytest.raises(ValueError, match="random_trials"):
         pets.Config(num_trials=1)

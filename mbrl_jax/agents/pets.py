@@ -47,6 +47,13 @@ class Config:
       learning_rate, weight_decay, batch_size, holdout_ratio: see
         :class:`mbrl_jax.models.ensemble.EnsembleConfig`.
       propagation: ``"tsinf"``, ``"ts1"`` or ``"expectation"``.
+      terminal_value: add the environment's known terminal value
+        (:class:`~mbrl_jax.envs.tasks.TaskFunctions`) to every planned return,
+        where it has one (the cart-poles). Off by default: with the true
+        model it stops the cart drifting off the track, but with the models
+        learned here the first MPC trial on ``ContinuousCartPole`` rose from
+        127 to 163 on average (5 seeds) while the trial after it did not
+        stay at 200 in every seed.
       planner: :class:`mbrl_jax.planners.shooting.MPCConfig`.
     """
 
@@ -64,6 +71,7 @@ class Config:
     batch_size: int = 32
     holdout_ratio: float = 0.1
     propagation: str = "tsinf"
+    terminal_value: bool = False
     planner: MPCConfig = dataclasses.field(
         default_factory=lambda: MPCConfig(
             method="icem",
@@ -97,6 +105,36 @@ class Config:
             )
 
 
+def preset(env_name: str) -> Config:
+    """Settings for an environment: :class:`Config`'s defaults (the continuous
+    cart-pole's), changed where the environment needs it.
+
+    * ``CartPole-v1``: discrete actions, so CEM over per-step categorical
+      distributions (population 100, 10 elites, 3 iterations, horizon 20),
+      500-step trials, 10 trials.
+    * ``Pendulum-v1``: iCEM with horizon 25 (the swing-up needs to see past
+      the first push), 15 trials of 200 steps.
+
+    Unknown names get :class:`Config`'s defaults.
+    """
+    config = Config()
+    if env_name == "CartPole-v1":
+        planner = MPCConfig(
+            method="cem",
+            horizon=20,
+            population=100,
+            num_iterations=3,
+            num_elites=10,
+            num_particles=5,
+            alpha=0.1,
+        )
+        return dataclasses.replace(config, num_trials=10, trial_length=500, planner=planner)
+    if env_name == "Pendulum-v1":
+        planner = dataclasses.replace(config.planner, horizon=25)
+        return dataclasses.replace(config, num_trials=15, planner=planner)
+    return config
+
+
 class TrainOutput(NamedTuple):
     """Result of one PETS run.
 
@@ -109,6 +147,9 @@ class TrainOutput(NamedTuple):
       predicted_return: ``[num_trials, trial_length]`` planner objective at each step.
       step_rewards: ``[num_trials, trial_length]`` reward of each step of the
         trial's first episode (zero after it ends).
+      observations: ``[num_trials, trial_length, D]`` observation before each
+        step (of the episodes that follow after the first ends; ``trial_lengths``
+        says where).
       ensemble: the final :class:`~mbrl_jax.models.ensemble.EnsembleState`.
     """
 
@@ -118,6 +159,7 @@ class TrainOutput(NamedTuple):
     train_loss: Array
     predicted_return: Array
     step_rewards: Array
+    observations: Array
     ensemble: EnsembleState
 
 
@@ -131,7 +173,14 @@ def _obs_dim(env, env_params) -> int:
     return int(space.shape[0])
 
 
-def make_train(config: Config, env, env_params, reward_fn=None, termination_fn=None):
+def make_train(
+    config: Config,
+    env,
+    env_params,
+    reward_fn=None,
+    termination_fn=None,
+    terminal_value_fn=None,
+):
     """Builds ``train(key) -> TrainOutput``.
 
     Args:
@@ -141,6 +190,8 @@ def make_train(config: Config, env, env_params, reward_fn=None, termination_fn=N
       reward_fn, termination_fn: known functions (see
         :mod:`mbrl_jax.planners.shooting`); default: the environment's
         :func:`~mbrl_jax.envs.task_functions`, else the model learns them.
+      terminal_value_fn: ``(obs [N, D]) -> [N]`` terminal value of planned
+        rollouts; default: the environment's, if ``config.terminal_value``.
 
     Raises:
       ValueError: bad env (observation not a vector) or settings.
@@ -150,6 +201,8 @@ def make_train(config: Config, env, env_params, reward_fn=None, termination_fn=N
     known = task_functions(env.name)
     reward_fn = reward_fn or (known.reward_fn if known else None)
     termination_fn = termination_fn or (known.termination_fn if known else None)
+    if terminal_value_fn is None and config.terminal_value and known is not None:
+        terminal_value_fn = known.terminal_value_fn
     ensemble = Ensemble(
         EnsembleConfig(
             obs_dim=obs_dim,
@@ -172,7 +225,14 @@ def make_train(config: Config, env, env_params, reward_fn=None, termination_fn=N
     def batch_step(ens_state, key, obs, actions):
         return ensemble.step_particles(ens_state, key, obs, actions, config.propagation)
 
-    planner = make_planner(config.planner, batch_step, action_spec, reward_fn, termination_fn)
+    planner = make_planner(
+        config.planner,
+        batch_step,
+        action_spec,
+        reward_fn,
+        termination_fn,
+        terminal_value_fn=terminal_value_fn,
+    )
     steps = config.trial_length
     capacity = config.num_trials * steps
     if action_spec.discrete:
@@ -211,16 +271,16 @@ def make_train(config: Config, env, env_params, reward_fn=None, termination_fn=N
                 "reward": reward,
                 "done": terminated,
             }
-            out = (transition, alive | keep_going, reward * alive, predicted, alive)
+            out = (transition, alive | keep_going, reward * alive, predicted, alive, obs)
             alive = alive & ~(terminated | truncated)
             return (next_obs, env_state, planner_state, alive), out
 
         init = (obs, env_state, planner.init(), jnp.bool_(True))
-        _, (transitions, mask, rewards, predicted, first) = jax.lax.scan(
+        _, (transitions, mask, rewards, predicted, first, observations) = jax.lax.scan(
             body, init, jax.random.split(loop_key, steps)
         )
         length = first.sum().astype(jnp.int32)
-        return transitions, mask, rewards, length, predicted
+        return transitions, mask, rewards, length, (predicted, observations)
 
     def train(key: PRNGKey) -> TrainOutput:
         init_key, random_key, mpc_key = jax.random.split(key, 3)
@@ -267,7 +327,8 @@ def make_train(config: Config, env, env_params, reward_fn=None, termination_fn=N
             trial_lengths=jnp.concatenate([r_lengths, m_lengths]),
             val_loss=jnp.concatenate([zeros(val_loss), val_loss]),
             train_loss=jnp.concatenate([zeros(train_loss), train_loss]),
-            predicted_return=jnp.concatenate([r_pred, m_pred]),
+            predicted_return=jnp.concatenate([r_pred[0], m_pred[0]]),
+            observations=jnp.concatenate([r_pred[1], m_pred[1]]),
             step_rewards=step_rewards,
             ensemble=ens_state,
         )

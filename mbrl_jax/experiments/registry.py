@@ -178,7 +178,9 @@ def _pets(arg, env, env_params, budget, settings):
     )
     if trials < 2:
         raise ValueError("agent 'pets' needs at least 2 trials (--episodes 2 or more)")
-    config = pets.Config(num_trials=trials, trial_length=min(max_steps, budget.num_steps))
+    config = dataclasses.replace(
+        pets.preset(env.name), num_trials=trials, trial_length=min(max_steps, budget.num_steps)
+    )
     train = pets.make_train(config, env, env_params)
 
     def extract(out) -> dict:
