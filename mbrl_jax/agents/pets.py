@@ -119,15 +119,7 @@ def preset(env_name: str) -> Config:
     """
     config = Config()
     if env_name == "CartPole-v1":
-        planner = MPCConfig(
-            method="cem",
-            horizon=20,
-            population=100,
-            num_iterations=3,
-            num_elites=10,
-            num_particles=5,
-            alpha=0.1,
-        )
+        planner = dataclasses.replace(config.planner, method="cem", horizon=20)
         return dataclasses.replace(config, num_trials=10, trial_length=500, planner=planner)
     if env_name == "Pendulum-v1":
         planner = dataclasses.replace(config.planner, horizon=25)
