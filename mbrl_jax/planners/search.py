@@ -274,8 +274,23 @@ def make_search(
             logits = jnp.where(valid, logits, -1e9)
             invalid = (~valid).astype(jnp.float32)
         root = mctx.RootFnOutput(prior_logits=logits, value=value, embedding=states)
-        if c.policy == "gumbel":
-            out = mctx.gumbel_muzero_policy(
+        if c.policy in ("gumbel", "muzero"):
+            if c.policy == "gumbel":
+                policy_fn = mctx.gumbel_muzero_policy
+                extra = dict(
+                    max_num_considered_actions=c.max_num_considered_actions,
+                    gumbel_scale=c.gumbel_scale,
+                )
+            else:
+                policy_fn = mctx.muzero_policy
+                extra = dict(
+                    dirichlet_fraction=c.dirichlet_fraction,
+                    dirichlet_alpha=c.dirichlet_alpha,
+                    pb_c_init=c.pb_c_init,
+                    pb_c_base=c.pb_c_base,
+                    temperature=c.temperature,
+                )
+            out = policy_fn(
                 params,
                 search_key,
                 root,
@@ -283,24 +298,7 @@ def make_search(
                 c.num_simulations,
                 invalid_actions=invalid,
                 max_depth=c.max_depth,
-                max_num_considered_actions=c.max_num_considered_actions,
-                gumbel_scale=c.gumbel_scale,
-            )
-            action, weights, tree = out.action, out.action_weights, out.search_tree
-        elif c.policy == "muzero":
-            out = mctx.muzero_policy(
-                params,
-                search_key,
-                root,
-                recurrent_fn,
-                c.num_simulations,
-                invalid_actions=invalid,
-                max_depth=c.max_depth,
-                dirichlet_fraction=c.dirichlet_fraction,
-                dirichlet_alpha=c.dirichlet_alpha,
-                pb_c_init=c.pb_c_init,
-                pb_c_base=c.pb_c_base,
-                temperature=c.temperature,
+                **extra,
             )
             action, weights, tree = out.action, out.action_weights, out.search_tree
         else:
