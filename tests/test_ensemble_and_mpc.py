@@ -199,3 +199,20 @@ def test_planner_bad_input():
         make_planner(MPCConfig(method="mppi"), lambda *a: a, ActionSpec(num_actions=2))
     with pytest.raises(ValueError, match="num_elites"):
         EnsembleConfig(obs_dim=2, action_dim=1, ensemble_size=3, num_elites=4)
+
+
+def test_ensemble_rejects_mismatched_shapes(fitted):
+    ens, _, state, _, buf = fitted
+    obs, key = jnp.zeros((6, 4)), jax.random.key(0)
+    with pytest.raises(ValueError, match="obs_dim=4"):
+        ens.predict(state, jnp.zeros((6, 3)), jnp.zeros((6, 1)))
+    with pytest.raises(ValueError, match="action_dim=1"):
+        ens.step_particles(state, key, obs, jnp.zeros((6, 2)))
+    with pytest.raises(ValueError, match=r"actions of shape \(6, 1\)"):
+        ens.step_particles(state, key, obs, jnp.zeros((5, 1)))
+    wrong = buf.replace(data={**buf.data, "next_obs": buf.data["next_obs"][:, :3]})
+    with pytest.raises(ValueError, match="next_obs"):
+        ens.fit(key, state, wrong, 1)
+    discrete = Ensemble(EnsembleConfig(obs_dim=4, action_dim=2, discrete_actions=True))
+    with pytest.raises(ValueError, match="integer actions"):
+        discrete.predict(discrete.init(key), obs, jnp.zeros((6, 1)))

@@ -211,7 +211,33 @@ class Ensemble:
             elites=jnp.arange(c.num_elites, dtype=jnp.int32),
         )
 
+    def check_shapes(self, obs: Array, action: Array) -> None:
+        """Raises ``ValueError`` unless ``obs [..., D]`` and ``action`` (``[..., A]``
+        continuous, ``[...]`` integer discrete) match the config and each other.
+        Shapes are static, so this runs once, at trace time."""
+        c = self.config
+        obs_shape, action_shape = jnp.shape(obs), jnp.shape(action)
+        if not obs_shape or obs_shape[-1] != c.obs_dim:
+            raise ValueError(
+                f"Ensemble: observations must have shape [..., obs_dim={c.obs_dim}], "
+                f"got {obs_shape}"
+            )
+        if c.discrete_actions:
+            expected = obs_shape[:-1]
+            ok = action_shape == expected and jnp.issubdtype(jnp.result_type(action), jnp.integer)
+            what = f"integer actions of shape {expected}"
+        else:
+            expected = (*obs_shape[:-1], c.action_dim)
+            ok = action_shape == expected
+            what = f"actions of shape {expected} (action_dim={c.action_dim})"
+        if not ok:
+            raise ValueError(
+                f"Ensemble: observations {obs_shape} need {what}, got "
+                f"{jnp.result_type(action)} {action_shape}"
+            )
+
     def _inputs(self, state: EnsembleState, obs: Array, action: Array) -> Array:
+        self.check_shapes(obs, action)
         x = jnp.concatenate([obs, self.encode_action(action)], axis=-1)
         return (x - state.normalizer.in_mean) / state.normalizer.in_std
 
@@ -340,6 +366,12 @@ class Ensemble:
         e, batch = c.ensemble_size, c.batch_size
         data = buffer.data
         capacity = buffer.capacity
+        self.check_shapes(data["obs"], data["action"])
+        if jnp.shape(data["next_obs"]) != jnp.shape(data["obs"]):
+            raise ValueError(
+                f"Ensemble.fit: next_obs {jnp.shape(data['next_obs'])} must have the shape "
+                f"of obs {jnp.shape(data['obs'])}"
+            )
         x_all = jnp.concatenate([data["obs"], self.encode_action(data["action"])], axis=-1)
         y_all = _targets(c, data)
         in_range = jnp.arange(capacity) < buffer.size
