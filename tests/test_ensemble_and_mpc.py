@@ -216,3 +216,27 @@ def test_ensemble_rejects_mismatched_shapes(fitted):
     discrete = Ensemble(EnsembleConfig(obs_dim=4, action_dim=2, discrete_actions=True))
     with pytest.raises(ValueError, match="integer actions"):
         discrete.predict(discrete.init(key), obs, jnp.zeros((6, 1)))
+
+
+def test_features_major_forward_matches_the_flax_module():
+    ens = Ensemble(
+        EnsembleConfig(
+            obs_dim=4,
+            action_dim=1,
+            ensemble_size=3,
+            num_elites=3,
+            hidden_size=16,
+            num_layers=3,
+            learn_reward=True,
+            learn_termination=True,
+        )
+    )
+    state = ens.init(jax.random.key(0))
+    x = jax.random.normal(jax.random.key(1), (3, 7, 5))
+    for a, b in zip(
+        ens.apply_members(state.params, x),
+        ens.apply_members_features_major(state.params, x),
+        strict=True,
+    ):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
