@@ -120,23 +120,17 @@ def numpy_cem_action(weights, obs, population, horizon, particles, iterations, e
     return mean[0]
 
 
-def planning_rate(population: int, horizon: int, quick: bool, ceiling: float) -> dict:
+def cartpole_plan_fn(ens_config: EnsembleConfig, mpc: MPCConfig, propagation: str):
+    """``plan(key) -> action``: one MPC call from a fixed continuous cart-pole
+    state with a freshly initialised ensemble (the cost does not depend on
+    the weights)."""
     env, params = envs.make("ContinuousCartPole")
-    config = EnsembleConfig(obs_dim=4, action_dim=1, ensemble_size=5, hidden_size=200, num_layers=4)
-    ens = Ensemble(config)
+    ens = Ensemble(ens_config)
     state = ens.init(jax.random.key(0))
-    mpc = MPCConfig(
-        method="cem",
-        horizon=horizon,
-        population=population,
-        num_iterations=5,
-        num_elites=population // 10,
-        num_particles=20,
-    )
     task = envs.task_functions("ContinuousCartPole")
     planner = make_planner(
         mpc,
-        lambda s, k, o, a: ens.step_particles(s, k, o, a, "tsinf"),
+        lambda s, k, o, a: ens.step_particles(s, k, o, a, propagation),
         ActionSpec.from_space(env.action_space(params)),
         task.reward_fn,
         task.termination_fn,
@@ -146,6 +140,20 @@ def planning_rate(population: int, horizon: int, quick: bool, ceiling: float) ->
     def plan(key):
         return planner.plan(state, key, obs, planner.init())[0].action
 
+    return plan, state, obs
+
+
+def planning_rate(population: int, horizon: int, quick: bool, ceiling: float) -> dict:
+    config = EnsembleConfig(obs_dim=4, action_dim=1, ensemble_size=5, hidden_size=200, num_layers=4)
+    mpc = MPCConfig(
+        method="cem",
+        horizon=horizon,
+        population=population,
+        num_iterations=5,
+        num_elites=population // 10,
+        num_particles=20,
+    )
+    plan, state, obs = cartpole_plan_fn(config, mpc, "tsinf")
     timing = compile_and_time(plan, jax.random.key(1), repeats=2, min_seconds=0.5)
     evals = population * 20 * horizon * 5
     gflop = evals * mlp_flops(config) / 1e9
@@ -188,7 +196,6 @@ def planning_rate(population: int, horizon: int, quick: bool, ceiling: float) ->
 def default_planner_row(ceiling: float) -> dict:
     """Milliseconds and GFLOP per action of the planner PETS runs by default
     (its own ensemble size and depth), next to mbrl-lib's cart-pole settings."""
-    env, params = envs.make("ContinuousCartPole")
     config = pets.Config()
     ens_config = EnsembleConfig(
         obs_dim=4,
@@ -198,22 +205,8 @@ def default_planner_row(ceiling: float) -> dict:
         hidden_size=config.hidden_size,
         num_layers=config.num_layers,
     )
-    ens = Ensemble(ens_config)
-    state = ens.init(jax.random.key(0))
     mpc = config.planner
-    task = envs.task_functions("ContinuousCartPole")
-    planner = make_planner(
-        mpc,
-        lambda s, k, o, a: ens.step_particles(s, k, o, a, config.propagation),
-        ActionSpec.from_space(env.action_space(params)),
-        task.reward_fn,
-        task.termination_fn,
-    )
-    obs = jnp.array([0.0, 0.1, 0.02, -0.1])
-
-    def plan(key):
-        return planner.plan(state, key, obs, planner.init())[0].action
-
+    plan, _, _ = cartpole_plan_fn(ens_config, mpc, config.propagation)
     timing = compile_and_time(plan, jax.random.key(1), repeats=3, min_seconds=0.5)
     gflop = mpc.population * mpc.num_particles * mpc.horizon * mpc.num_iterations
     gflop *= mlp_flops(ens_config) / 1e9
