@@ -24,6 +24,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from common import compile_and_time, emit, time_python  # noqa: E402
 
+import mbrl_jax  # noqa: E402
 from mbrl_jax import envs  # noqa: E402
 from mbrl_jax.agents import dyna_q  # noqa: E402
 from mbrl_jax.agents import prioritized_sweeping as ps  # noqa: E402
@@ -75,7 +76,7 @@ def measure(module, config, env, params, seeds: int) -> dict:
     # Time the whole output: timing a value that does not depend on the learning
     # would let XLA drop the learning altogether.
     timing = compile_and_time(train, keys, repeats=5, min_seconds=0.3)
-    out = jax.jit(train)(keys)
+    out = mbrl_jax.jit(train)(keys)
     updates = float(np.asarray(out.metrics.planning_updates).sum())
     return {
         "seeds": seeds,

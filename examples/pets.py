@@ -34,6 +34,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+import mbrl_jax  # noqa: E402
 from mbrl_jax import envs  # noqa: E402
 from mbrl_jax.agents import pets  # noqa: E402
 
@@ -54,7 +55,7 @@ def run(env_name: str, seeds: int) -> dict:
     config = pets.preset(env_name)
     config = dataclasses.replace(config, num_trials=TRIALS.get(env_name, config.num_trials))
     start = time.perf_counter()
-    out = jax.jit(jax.vmap(pets.make_train(config, env, params)))(
+    out = mbrl_jax.jit(jax.vmap(pets.make_train(config, env, params)))(
         jax.random.split(jax.random.key(0), seeds)
     )
     returns = np.asarray(jax.block_until_ready(out.trial_returns), dtype=np.float64)

@@ -27,6 +27,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+import mbrl_jax  # noqa: E402
 from mbrl_jax import envs  # noqa: E402
 from mbrl_jax.agents import alphazero, mcts, muzero  # noqa: E402
 from mbrl_jax.planners.search import SearchConfig  # noqa: E402
@@ -46,7 +47,7 @@ def run_mcts(seeds: int, simulations: int, episodes: int) -> dict:
         ),
     )
     start = time.perf_counter()
-    out = jax.jit(jax.vmap(mcts.make_train(config, env, params)))(
+    out = mbrl_jax.jit(jax.vmap(mcts.make_train(config, env, params)))(
         jax.random.split(jax.random.key(0), seeds)
     )
     done = np.asarray(out.done)
@@ -65,7 +66,7 @@ def run_learner(module, seeds: int) -> dict:
     env, params = envs.make("CartPole-v1")
     config = module.Config()
     start = time.perf_counter()
-    out = jax.jit(jax.vmap(module.make_train(config, env, params)))(
+    out = mbrl_jax.jit(jax.vmap(module.make_train(config, env, params)))(
         jax.random.split(jax.random.key(0), seeds)
     )
     jax.block_until_ready(out)

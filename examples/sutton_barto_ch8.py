@@ -25,6 +25,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+import mbrl_jax  # noqa: E402
 from mbrl_jax import envs, metrics  # noqa: E402
 from mbrl_jax.agents import dyna_q  # noqa: E402
 from mbrl_jax.agents import prioritized_sweeping as ps  # noqa: E402
@@ -37,7 +38,8 @@ def run_seeds(module, config, env, params, seeds: int, seed: int = 0):
     """One compiled call: ``seeds`` runs of an agent."""
     keys = jax.random.split(jax.random.key(seed), seeds)
     start = time.perf_counter()
-    out = jax.block_until_ready(jax.jit(jax.vmap(module.make_train(config, env, params)))(keys))
+    train = mbrl_jax.jit(jax.vmap(module.make_train(config, env, params)))
+    out = jax.block_until_ready(train(keys))
     return out, time.perf_counter() - start
 
 

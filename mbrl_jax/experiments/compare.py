@@ -35,6 +35,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from mbrl_jax.compilation import jit
 from mbrl_jax.experiments.registry import Budget, CommonSettings, build, parse_spec
 
 DEFAULT_ENV = "DynaMaze"
@@ -176,7 +177,7 @@ def run_comparison(
         prefix = f"[{i}/{len(runs)}] {spec}"
         log(f"{prefix}: compiling ({run.description})")
         start = time.perf_counter()
-        compiled = jax.jit(jax.vmap(run.train)).lower(keys).compile()
+        compiled = jit(jax.vmap(run.train)).lower(keys).compile()
         compile_s = time.perf_counter() - start
         log(f"{prefix}: running {seeds} seeds x {steps} steps")
         start = time.perf_counter()

@@ -109,6 +109,17 @@ def _soft_bound(logvar: Array, max_logvar: Array, min_logvar: Array) -> Array:
     return min_logvar + nn.softplus(logvar - min_logvar)
 
 
+def silu(x: Array) -> Array:
+    """SiLU, ``x * sigmoid(x)``, written as ``x * (1 + tanh(x / 2)) / 2``.
+
+    The same function to within float32 rounding, but XLA's CPU loops
+    vectorise ``tanh`` better than its ``logistic`` (about 2x faster per
+    element at 512-bit vectors), and planning evaluates it
+    ``4 x 200`` times per particle and step.
+    """
+    return x * (0.5 + 0.5 * jnp.tanh(0.5 * x))
+
+
 class _MemberNetwork(nn.Module):
     config: EnsembleConfig
 
@@ -116,7 +127,7 @@ class _MemberNetwork(nn.Module):
     def __call__(self, x):
         c = self.config
         for _ in range(c.num_layers):
-            x = nn.silu(nn.Dense(c.hidden_size)(x))
+            x = silu(nn.Dense(c.hidden_size)(x))
         mean = nn.Dense(c.output_dim)(x)
         logvar = nn.Dense(c.output_dim)(x)
         max_logvar = self.param("max_logvar", lambda _: jnp.full((c.output_dim,), 0.5, jnp.float32))
@@ -269,7 +280,7 @@ class Ensemble:
 
         h = x.transpose(0, 2, 1)
         for i in range(c.num_layers):
-            h = nn.silu(dense(i, h))
+            h = silu(dense(i, h))
         mean = dense(c.num_layers, h).transpose(0, 2, 1)
         logvar = dense(c.num_layers + 1, h).transpose(0, 2, 1)
         logvar = _soft_bound(logvar, p["max_logvar"][:, None], p["min_logvar"][:, None])
