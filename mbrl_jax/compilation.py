@@ -7,7 +7,8 @@ those loops use 256-bit vectors even where the CPU has 512-bit ones
 vectors. Dense-model planning spends about a fifth of its time in such loops
 (the SiLU between layers), so the wider vectors are worth it there: on the
 2-core AVX-512 machine our benchmarks run on, PETS planning at mbrl-lib's
-settings goes from about 64% to about 72% of the matrix-multiply ceiling.
+settings runs about 10% faster, at 72% of the matrix-multiply rate
+(``benchmarks/pets.py``); ensemble training is unchanged.
 Where the CPU has no 512-bit vectors the option is a preference LLVM
 cannot act on, so it changes nothing. Other backends get no options.
 
