@@ -1,6 +1,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import mbrl_jax
 from mbrl_jax.models.ensemble import silu
@@ -25,13 +26,19 @@ def test_jit_matches_jax_jit_and_does_not_recompile():
     np.testing.assert_allclose(jitted(x, y), jax.jit(f)(x, y), rtol=1e-5, atol=1e-5)
     jitted(x + 1.0, y)
     assert jitted._cache_size() == 1
-    # Caller's options win over the library's and jax.jit's own arguments pass through.
-    g = mbrl_jax.jit(
-        lambda x, n: x * n,
-        static_argnums=1,
-        compiler_options={"xla_cpu_prefer_vector_width": 256},
-    )
+    # jax.jit's own arguments pass through.
+    g = mbrl_jax.jit(lambda x, n: x * n, static_argnums=1)
     assert float(g(jnp.float32(2.0), 3)) == 6.0
+
+
+def test_callers_compiler_options_take_precedence():
+    # An invalid value reaches XLA (and fails) only if the caller's option
+    # replaced the library's valid one.
+    bad = mbrl_jax.jit(lambda x: x * 2, compiler_options={"xla_cpu_prefer_vector_width": "wide"})
+    with pytest.raises(Exception, match="xla_cpu_prefer_vector_width"):
+        bad(jnp.ones(3))
+    good = mbrl_jax.jit(lambda x: x * 2, compiler_options={"xla_cpu_prefer_vector_width": 256})
+    assert float(good(jnp.ones(3)).sum()) == 6.0
 
 
 def test_silu_is_jax_silu():
