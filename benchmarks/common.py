@@ -12,7 +12,7 @@ from pathlib import Path
 
 import jax
 
-from mbrl_jax.compilation import jit
+from mbrl_jax.core.jit import jit
 
 
 def device_info() -> dict:

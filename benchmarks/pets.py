@@ -39,9 +39,11 @@ from common import compile_and_time, emit  # noqa: E402
 import mbrl_jax  # noqa: E402
 from mbrl_jax import envs  # noqa: E402
 from mbrl_jax.agents import pets  # noqa: E402
-from mbrl_jax.models.ensemble import Ensemble, EnsembleConfig  # noqa: E402
+from mbrl_jax.core.replay import buffer_add, buffer_init  # noqa: E402
+from mbrl_jax.core.types import Transition  # noqa: E402
+from mbrl_jax.models import with_task  # noqa: E402
+from mbrl_jax.models.ensemble import Ensemble, EnsembleConfig, ensemble_model  # noqa: E402
 from mbrl_jax.planners.shooting import ActionSpec, MPCConfig, make_planner  # noqa: E402
-from mbrl_jax.replay import buffer_add, buffer_init  # noqa: E402
 
 
 def mlp_flops(config: EnsembleConfig) -> float:
@@ -115,13 +117,13 @@ def training_rate(members: int, quick: bool) -> dict:
     ens = Ensemble(config)
     n = 2560 if quick else 25_600
     key = jax.random.key(0)
-    data = {
-        "obs": jax.random.normal(key, (n, 4)),
-        "action": jax.random.uniform(key, (n, 1), minval=-1, maxval=1),
-        "next_obs": jax.random.normal(jax.random.key(1), (n, 4)),
-        "reward": jnp.zeros(n),
-        "done": jnp.zeros(n, bool),
-    }
+    data = Transition(
+        state=jax.random.normal(key, (n, 4)),
+        action=jax.random.uniform(key, (n, 1), minval=-1, maxval=1),
+        reward=jnp.zeros(n),
+        next_state=jax.random.normal(jax.random.key(1), (n, 4)),
+        done=jnp.zeros(n, bool),
+    )
     buffer = buffer_add(buffer_init(jax.tree.map(lambda x: x[0], data), n), data)
     state = ens.init(key)
     timing = compile_and_time(
@@ -174,14 +176,9 @@ def cartpole_plan_fn(ens_config: EnsembleConfig, mpc: MPCConfig, propagation: st
     env, params = envs.make("ContinuousCartPole")
     ens = Ensemble(ens_config)
     state = ens.init(jax.random.key(0))
-    task = envs.task_functions("ContinuousCartPole")
-    planner = make_planner(
-        mpc,
-        lambda s, k, o, a: ens.step_particles(s, k, o, a, propagation),
-        ActionSpec.from_space(env.action_space(params)),
-        task.reward_fn,
-        task.termination_fn,
-    )
+    task = envs.task_functions(env)
+    model = with_task(ensemble_model(ens, propagation), task.reward_fn, task.termination_fn)
+    planner = make_planner(mpc, model, ActionSpec.from_space(env.action_space(params)))
     obs = jnp.array([0.0, 0.1, 0.02, -0.1])
 
     def plan(key):
@@ -251,14 +248,8 @@ def default_planner_row(ceiling: float) -> dict:
     """Milliseconds and GFLOP per action of the planner PETS runs by default
     (its own ensemble size and depth), next to mbrl-lib's cart-pole settings."""
     config = pets.Config()
-    ens_config = EnsembleConfig(
-        obs_dim=4,
-        action_dim=1,
-        ensemble_size=config.ensemble_size,
-        num_elites=config.num_elites,
-        hidden_size=config.hidden_size,
-        num_layers=config.num_layers,
-    )
+    env, params = envs.make("ContinuousCartPole")
+    ens_config = config.model.for_env(env, params)
     mpc = config.planner
     plan, _, _ = cartpole_plan_fn(ens_config, mpc, config.propagation)
     timing = compile_and_time(plan, jax.random.key(1), repeats=3, min_seconds=0.5)
@@ -271,8 +262,8 @@ def default_planner_row(ceiling: float) -> dict:
         "horizon": mpc.horizon,
         "iterations": mpc.num_iterations,
         "particles": mpc.num_particles,
-        "members": config.ensemble_size,
-        "hidden_layers": config.num_layers,
+        "members": ens_config.ensemble_size,
+        "hidden_layers": ens_config.num_layers,
         "ms_per_action": 1e3 * timing["run_s"],
         "gflop_per_action": gflop,
         "fraction_of_matmul_ceiling": gflop / timing["run_s"] / ceiling,

@@ -26,8 +26,9 @@ import jax.numpy as jnp
 
 from benchmarks.common import compile_and_time, emit
 from mbrl_jax import envs
-from mbrl_jax.agents.muzero import MuZeroNet
-from mbrl_jax.models.true_env import env_model_step
+from mbrl_jax.core.types import Model
+from mbrl_jax.models.networks import MuZeroNet
+from mbrl_jax.models.true_env import env_model
 from mbrl_jax.models.value_transforms import support_to_scalar
 from mbrl_jax.planners.search import SearchConfig, make_search, rollout_evaluator
 
@@ -109,10 +110,10 @@ def python_rate(num_simulations: int, seconds: float) -> dict:
 # ------------------------------------------------------------------ JAX search
 def cartpole_search(num_simulations: int):
     env, params = envs.make("CartPole-v1")
-    step = env_model_step(env, params)
-    evaluate = rollout_evaluator(step, 2, num_rollouts=1, depth=ROLLOUT_DEPTH, discount=DISCOUNT)
+    model = env_model(env, params)
+    evaluate = rollout_evaluator(model, 2, num_rollouts=1, depth=ROLLOUT_DEPTH, discount=DISCOUNT)
     config = SearchConfig(num_simulations=num_simulations, policy="ucb1", discount=DISCOUNT)
-    search = make_search(config, step, evaluate, 2)
+    search = make_search(config, model, evaluate, 2)
     return (
         search,
         None,
@@ -135,7 +136,7 @@ def mlp_search(num_simulations: int):
         return logits, support_to_scalar(value_logits, 10)
 
     config = SearchConfig(num_simulations=num_simulations, policy="gumbel", discount=DISCOUNT)
-    search = make_search(config, step, evaluate, 2)
+    search = make_search(config, Model(init=lambda key: params, step=step), evaluate, 2)
     return search, params, lambda b: jax.random.uniform(jax.random.key(1), (b, 64))
 
 
@@ -150,7 +151,7 @@ def null_search(num_simulations: int):
         return jnp.zeros((states.shape[0], 2)), jnp.zeros(states.shape[0])
 
     config = SearchConfig(num_simulations=num_simulations, policy="ucb1", discount=DISCOUNT)
-    search = make_search(config, step, evaluate, 2)
+    search = make_search(config, Model(init=lambda key: None, step=step), evaluate, 2)
     return search, None, lambda b: jnp.zeros((b, 4))
 
 
@@ -158,7 +159,7 @@ def jax_rate(builder, batch: int, num_simulations: int, quick: bool) -> dict:
     search, params, roots = builder(num_simulations)
     states = roots(batch)
     timing = compile_and_time(
-        lambda key, s: search(params, key, s).action,
+        lambda key, s: search(params, params, key, s).action,
         jax.random.key(0),
         states,
         repeats=2 if quick else 3,

@@ -50,7 +50,7 @@ def run_mcts(seeds: int, simulations: int, episodes: int) -> dict:
     out = mbrl_jax.jit(jax.vmap(mcts.make_train(config, env, params)))(
         jax.random.split(jax.random.key(0), seeds)
     )
-    done = np.asarray(out.done)
+    done = np.asarray(out.metrics.done)
     seconds = time.perf_counter() - start
     lengths = [np.diff(np.concatenate([[-1], np.flatnonzero(d)])).tolist() for d in done]
     flat = [x for row in lengths for x in row]

@@ -26,9 +26,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import mbrl_jax  # noqa: E402
-from mbrl_jax import envs, metrics  # noqa: E402
+from mbrl_jax import envs  # noqa: E402
 from mbrl_jax.agents import dyna_q  # noqa: E402
 from mbrl_jax.agents import prioritized_sweeping as ps  # noqa: E402
+from mbrl_jax.core import returns as metrics  # noqa: E402
 from mbrl_jax.experiments.compare import optimal_path_length  # noqa: E402
 
 MODES = ("sequential", "batched")

@@ -1,7 +1,7 @@
 """mbrl_jax: model-based reinforcement learning in JAX, compiled end to end."""
 
-from mbrl_jax import envs, models, planners, types
-from mbrl_jax.compilation import compiler_options, jit
+from mbrl_jax import core, envs, models, planners
+from mbrl_jax.core.jit import compiler_options, jit
 
 __version__ = "0.1.0"
-__all__ = ["compiler_options", "envs", "jit", "models", "planners", "types", "__version__"]
+__all__ = ["compiler_options", "core", "envs", "jit", "models", "planners", "__version__"]

@@ -12,43 +12,29 @@
    squared error on the ``h``-scaled value), ``num_epochs`` passes of
    minibatches over the fresh data.
 
-Everything is one jitted function; ``jax.vmap`` over seeds works.
+Everything is one jitted function; ``jax.vmap`` over seeds works. The
+self-play loop and the final evaluation are
+:func:`mbrl_jax.agents.self_play.make_self_play_train`'s.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from typing import NamedTuple
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 
-from mbrl_jax.agents.common import check_range
-from mbrl_jax.agents.mcts import num_discrete_actions
-from mbrl_jax.agents.targets import completed_returns, evaluate_episodes, n_step_targets
-from mbrl_jax.models.true_env import env_model_step
+from mbrl_jax.agents.common import num_discrete_actions
+from mbrl_jax.agents.self_play import TrainOutput, make_self_play_train
+from mbrl_jax.core.returns import n_step_targets
+from mbrl_jax.core.validation import check_range
+from mbrl_jax.models.networks import PolicyValueNet
+from mbrl_jax.models.true_env import env_model
 from mbrl_jax.models.value_transforms import h, h_inverse
 from mbrl_jax.planners.search import SearchConfig, make_search
-from mbrl_jax.types import Array, PRNGKey
 
-
-class PolicyValueNet(nn.Module):
-    """MLP torso with a policy head (``[..., A]`` logits) and a value head (``[...]``, h-scaled)."""
-
-    num_actions: int
-    hidden: Sequence[int] = (64, 64)
-
-    @nn.compact
-    def __call__(self, obs):
-        x = obs.reshape(*obs.shape[: obs.ndim - 1], -1).astype(jnp.float32)
-        for width in self.hidden:
-            x = nn.relu(nn.LayerNorm()(nn.Dense(width)(x)))
-        logits = nn.Dense(self.num_actions, kernel_init=nn.initializers.zeros)(x)
-        value = nn.Dense(1, kernel_init=nn.initializers.zeros)(x)[..., 0]
-        return logits, value
+__all__ = ["Config", "TrainOutput", "make_train"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,31 +95,10 @@ class Config:
             )
 
 
-class TrainOutput(NamedTuple):
-    """Result of one run.
-
-    Attributes:
-      reward, done: ``[num_iterations * unroll_length]`` per-step reward and
-        episode end of environment 0 (the stream the comparison runner reads).
-      mean_return: ``[num_iterations]`` mean return of the episodes that ended in
-        each iteration, over all environments (NaN if none did).
-      loss, policy_loss, value_loss: ``[num_iterations]`` mean training losses.
-      eval_return: ``[eval_envs]`` returns of the final evaluation episodes.
-      params: final network params.
-    """
-
-    reward: Array
-    done: Array
-    mean_return: Array
-    loss: Array
-    policy_loss: Array
-    value_loss: Array
-    eval_return: Array
-    params: dict
-
-
 def make_train(config: Config, env, env_params):
     """Builds ``train(key) -> TrainOutput`` for a discrete-action gymnax environment.
+
+    ``TrainOutput.losses`` holds ``loss``, ``policy_loss`` and ``value_loss``.
 
     Raises:
       ValueError: continuous actions, or bad settings.
@@ -147,12 +112,10 @@ def make_train(config: Config, env, env_params):
         logits, value = network.apply(params, obs_of(states))
         return logits, h_inverse(value)
 
-    model_step = env_model_step(env, env_params)
-    search = make_search(c.search, model_step, evaluate, num_actions)
-    greedy_search = make_search(c.search.noiseless(), model_step, evaluate, num_actions)
+    model = env_model(env, env_params)
+    search = make_search(c.search, model, evaluate, num_actions)
+    greedy_search = make_search(c.search.noiseless(), model, evaluate, num_actions)
     optimizer = optax.chain(optax.clip_by_global_norm(c.max_grad_norm), optax.adam(c.learning_rate))
-    step_env = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-    reset_env = jax.vmap(env.reset, in_axes=(0, None))
     batch = c.num_envs * c.unroll_length
     minibatch = batch // c.num_minibatches
 
@@ -162,89 +125,60 @@ def make_train(config: Config, env, env_params):
         value_loss = 0.5 * jnp.mean((value - h(target)) ** 2)
         return policy_loss + c.value_coef * value_loss, (policy_loss, value_loss)
 
-    def train(key: PRNGKey) -> TrainOutput:
-        init_key, reset_key, loop_key, eval_key = jax.random.split(key, 4)
-        obs, states = reset_env(jax.random.split(reset_key, c.num_envs), env_params)
-        params = network.init(init_key, obs)
-        opt_state = optimizer.init(params)
+    def init(key, obs):
+        params = network.init(key, obs)
+        return params, optimizer.init(params)
 
-        def act(carry, step_key):
-            states, params = carry
-            search_key, env_key = jax.random.split(step_key)
-            result = search(params, search_key, states)
-            obs = obs_of(states)
-            _, next_states, reward, terminated, truncated, info = step_env(
-                jax.random.split(env_key, c.num_envs), states, result.action, env_params
-            )
-            record = (obs, result.policy, result.value, reward, terminated, truncated)
-            return (next_states, params), record + (info["final_observation"],)
+    def act(agent, key, obs, states):
+        result = search(None, agent[0], key, states)
+        return result.action, {"policy": result.policy, "value": result.value}
 
-        def sgd_step(carry, indices, data):
-            params, opt_state = carry
-            obs, policy, target = jax.tree.map(lambda x: x[indices], data)
-            (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-                params, obs, policy, target
-            )
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), (loss, *aux)
+    def sgd_step(carry, indices, data):
+        params, opt_state = carry
+        obs, policy, target = jax.tree.map(lambda x: x[indices], data)
+        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, obs, policy, target)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), (loss, *aux)
 
-        def iteration(carry, key):
-            params, opt_state, states, running = carry
-            play_key, learn_key = jax.random.split(key)
-            (states, _), (obs, policy, values, rewards, term, trunc, final_obs) = jax.lax.scan(
-                act, (states, params), jax.random.split(play_key, c.unroll_length)
-            )
-            last_value = evaluate(params, None, states)[1]
-            final_value = h_inverse(network.apply(params, final_obs)[1])
-            targets = n_step_targets(
-                rewards, term, trunc, values, last_value, final_value, c.search.discount, c.n_step
-            )
-            done = term | trunc
-            _, mean_return, running = completed_returns(rewards, done, running)
-            data = (
-                obs.reshape(batch, *obs.shape[2:]),
-                policy.reshape(batch, num_actions),
-                targets.reshape(batch),
-            )
-            order = jax.vmap(lambda k: jax.random.permutation(k, batch))(
-                jax.random.split(learn_key, c.num_epochs)
-            ).reshape(c.num_epochs * c.num_minibatches, minibatch)
-            (params, opt_state), (loss, p_loss, v_loss) = jax.lax.scan(
-                lambda carry, idx: sgd_step(carry, idx, data), (params, opt_state), order
-            )
-            out = (
-                rewards[:, 0],
-                done[:, 0],
-                mean_return,
-                loss.mean(),
-                p_loss.mean(),
-                v_loss.mean(),
-            )
-            return (params, opt_state, states, running), out
-
-        (params, *_), (reward, done, mean_return, loss, p_loss, v_loss) = jax.lax.scan(
-            iteration,
-            (params, opt_state, states, jnp.zeros(c.num_envs)),
-            jax.random.split(loop_key, c.num_iterations),
+    def learn(agent, key, steps, truncated, last_obs, last_states):
+        params, opt_state = agent
+        last_value = evaluate(params, None, last_states)[1]
+        final_value = h_inverse(network.apply(params, steps.next_state)[1])
+        targets = n_step_targets(
+            steps.reward,
+            steps.done,
+            truncated,
+            steps.extras["value"],
+            last_value,
+            final_value,
+            c.search.discount,
+            c.n_step,
         )
-        eval_return = evaluate_episodes(
-            lambda p, k, obs, states: greedy_search(p, k, states).action,
-            env,
-            env_params,
-            params,
-            eval_key,
-            c.eval_envs,
-            c.eval_steps,
+        data = (
+            steps.state.reshape(batch, *steps.state.shape[2:]),
+            steps.extras["policy"].reshape(batch, num_actions),
+            targets.reshape(batch),
         )
-        return TrainOutput(
-            reward=reward.reshape(-1),
-            done=done.reshape(-1),
-            mean_return=mean_return,
-            loss=loss,
-            policy_loss=p_loss,
-            value_loss=v_loss,
-            eval_return=eval_return,
-            params=params,
+        order = jax.vmap(lambda k: jax.random.permutation(k, batch))(
+            jax.random.split(key, c.num_epochs)
+        ).reshape(c.num_epochs * c.num_minibatches, minibatch)
+        (params, opt_state), (loss, p_loss, v_loss) = jax.lax.scan(
+            lambda carry, idx: sgd_step(carry, idx, data), (params, opt_state), order
         )
+        losses = {"loss": loss.mean(), "policy_loss": p_loss.mean(), "value_loss": v_loss.mean()}
+        return (params, opt_state), losses
 
-    return train
+    return make_self_play_train(
+        env,
+        env_params,
+        num_iterations=c.num_iterations,
+        num_envs=c.num_envs,
+        unroll_length=c.unroll_length,
+        eval_envs=c.eval_envs,
+        eval_steps=c.eval_steps,
+        init=init,
+        act=act,
+        learn=learn,
+        greedy_act=lambda params, key, obs, states: greedy_search(None, params, key, states).action,
+        params_of=lambda agent: agent[0],
+    )

@@ -1,11 +1,11 @@
-"""Pieces shared by the tabular agents: validation, epsilon-greedy action choice."""
+"""Pieces shared by agents: what an environment offers, epsilon-greedy action choice."""
 
 from __future__ import annotations
 
 import jax.numpy as jnp
 from gymnax.environments import spaces
 
-from mbrl_jax.types import Array
+from mbrl_jax.core.types import Array
 
 
 def discrete_sizes(env, env_params) -> tuple[int, int]:
@@ -27,21 +27,12 @@ def discrete_sizes(env, env_params) -> tuple[int, int]:
     return int(obs_space.n), int(act_space.n)
 
 
-def check_range(config, name: str, low=None, high=None, low_open=False, high_open=False):
-    """Raises ``ValueError`` naming ``config.name`` if it lies outside the range."""
-    value = getattr(config, name)
-    if low is not None and (value < low or (low_open and value == low)):
-        bracket = "(" if low_open else "["
-        raise ValueError(
-            f"{type(config).__qualname__}.{name} must be in {bracket}{low}, "
-            f"{high if high is not None else 'inf'}{')' if high_open or high is None else ']'}, "
-            f"got {value}"
-        )
-    if high is not None and (value > high or (high_open and value == high)):
-        raise ValueError(
-            f"{type(config).__qualname__}.{name} must be in {'(' if low_open else '['}{low}, "
-            f"{high}{')' if high_open else ']'}, got {value}"
-        )
+def num_discrete_actions(env, env_params) -> int:
+    """The number of actions of a discrete-action environment, or a ``ValueError``."""
+    space = env.action_space(env_params)
+    if not hasattr(space, "n"):
+        raise ValueError(f"env: tree search needs discrete actions, got {space!r}")
+    return int(space.n)
 
 
 def epsilon_greedy(q_row: Array, epsilon: Array, bits: Array) -> Array:

@@ -22,25 +22,28 @@ values: ``jax.vmap(train)(keys, HyperParams(learning_rate=lrs, ...))``.
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 
-from mbrl_jax.agents.common import check_range
 from mbrl_jax.agents.tabular import (
     HyperParams,
     StepMetrics,
     TabularConfig,
     TrainOutput,
     make_tabular_train,
+    model_key,
 )
-from mbrl_jax.models.tabular import (
-    DeterministicModel,
-    deterministic_model_init,
-    deterministic_model_update,
+from mbrl_jax.core.types import Array, Model
+from mbrl_jax.core.validation import check_choice, check_range
+from mbrl_jax.models.tabular import deterministic_model
+from mbrl_jax.planners.dyna import (
+    VisitedPairs,
+    dyna_planning,
+    q_learning_update,
+    visited_init,
+    visited_update,
 )
-from mbrl_jax.planners.dyna import dyna_planning, q_learning_update
-from mbrl_jax.types import Array
 
 __all__ = ["Config", "HyperParams", "StepMetrics", "TrainOutput", "make_train"]
 
@@ -64,27 +67,30 @@ class Config(TabularConfig):
     def __post_init__(self):
         super().__post_init__()
         check_range(self, "kappa", low=0.0)
-        if self.planning not in PLANNING_MODES:
-            raise ValueError(
-                f"Config.planning must be one of {PLANNING_MODES}, got {self.planning!r}"
-            )
+        check_choice(self, "planning", PLANNING_MODES)
 
 
 class DynaState(NamedTuple):
-    """Agent state: ``q [S, A]``, the last-seen ``model``, ``last_tried [S, A]`` int32 step."""
+    """Agent state: ``q [S, A]``, the ``model``'s params, the real pairs visited
+    (``memory``, the search control) and ``last_tried [S, A]`` int32 step."""
 
     q: Array
-    model: DeterministicModel
+    model: Any
+    memory: VisitedPairs
     last_tried: Array
 
 
-def make_train(config: Config, env, env_params):
+def make_train(config: Config, env, env_params, model: Model | None = None):
     """Builds ``train(key, hyperparams=None) -> TrainOutput`` for one seed.
 
     Args:
       config: :class:`Config`.
       env: gymnax environment with discrete observations (state indices) and actions.
       env_params: its params.
+      model: the :class:`~mbrl_jax.core.types.Model` to learn and plan with
+        (int32 states and actions); default the last-seen
+        :func:`~mbrl_jax.models.tabular.deterministic_model` of the book. A
+        count model or a bootstrap ensemble plan the same way.
 
     Returns:
       A pure function; jit it, vmap it over keys (and over :class:`HyperParams`).
@@ -97,29 +103,26 @@ def make_train(config: Config, env, env_params):
     plus = config.kappa > 0.0
     n = config.planning_steps
 
-    def init(num_states, num_actions):
+    def init(num_states, num_actions, key):
+        the_model = model or deterministic_model(num_states, num_actions)
         return DynaState(
             q=jnp.zeros((num_states, num_actions), jnp.float32),
-            model=deterministic_model_init(num_states, num_actions),
+            model=the_model.init(key),
+            memory=visited_init(num_states, num_actions),
             last_tried=jnp.zeros((num_states, num_actions), jnp.int32),
         )
 
     def learn(agent: DynaState, transition, step, seed, hp: HyperParams):
-        q = q_learning_update(
-            agent.q,
-            transition.state,
-            transition.action,
-            transition.reward,
-            transition.next_state,
-            transition.done,
-            hp.learning_rate,
-            hp.discount,
-        )
-        model = deterministic_model_update(agent.model, transition)
+        the_model = model or deterministic_model(*agent.q.shape)
+        q = q_learning_update(agent.q, transition, hp.learning_rate, hp.discount)
+        params = the_model.update(agent.model, model_key(seed), transition)
+        memory = visited_update(agent.memory, transition.state, transition.action)
         last_tried = agent.last_tried.at[transition.state, transition.action].set(step)
         q = dyna_planning(
             q,
-            model,
+            the_model,
+            params,
+            memory,
             seed,
             n,
             hp.learning_rate,
@@ -129,6 +132,6 @@ def make_train(config: Config, env, env_params):
             step=step,
             batched=config.planning == "batched",
         )
-        return DynaState(q, model, last_tried), jnp.int32(n), jnp.int32(n + 1)
+        return DynaState(q, params, memory, last_tried), jnp.int32(n), jnp.int32(n + 1)
 
     return make_tabular_train(config, env, env_params, init, learn)

@@ -2,7 +2,7 @@
 
 ``train(key)`` runs ``num_steps`` environment steps; at each one a search from
 the current state with the environment itself as the model
-(:func:`mbrl_jax.models.true_env.env_model_step`) picks the action. The
+(:func:`mbrl_jax.models.env_model`) picks the action. The
 default is classic MCTS: UCB1 selection and leaf values from batched random
 rollouts (:func:`mbrl_jax.planners.search.rollout_evaluator`). The output
 follows the tabular agents' per-step metrics, so the comparison runner reads
@@ -17,10 +17,11 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from mbrl_jax.agents.common import check_range
-from mbrl_jax.models.true_env import env_model_step
+from mbrl_jax.agents.common import num_discrete_actions
+from mbrl_jax.core.types import Array, PRNGKey
+from mbrl_jax.core.validation import check_range
+from mbrl_jax.models.true_env import env_model
 from mbrl_jax.planners.search import SearchConfig, make_search, rollout_evaluator
-from mbrl_jax.types import Array, PRNGKey
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,25 +72,23 @@ class StepMetrics(NamedTuple):
     root_value: Array
 
 
-def num_discrete_actions(env, env_params) -> int:
-    """The number of actions of a discrete-action environment, or a ``ValueError``."""
-    space = env.action_space(env_params)
-    if not hasattr(space, "n"):
-        raise ValueError(f"env: tree search needs discrete actions, got {space!r}")
-    return int(space.n)
+class TrainOutput(NamedTuple):
+    """Result of one run: ``metrics`` (:class:`StepMetrics`, ``[num_steps]`` each)."""
+
+    metrics: StepMetrics
 
 
 def make_train(config: Config, env, env_params):
-    """Builds ``train(key) -> StepMetrics`` (jit/vmap it over seeds)."""
+    """Builds ``train(key) -> TrainOutput`` (jit/vmap it over seeds)."""
     num_actions = num_discrete_actions(env, env_params)
-    model_step = env_model_step(env, env_params)
+    model = env_model(env, env_params)
     evaluate = rollout_evaluator(
-        model_step, num_actions, config.num_rollouts, config.rollout_depth, config.search.discount
+        model, num_actions, config.num_rollouts, config.rollout_depth, config.search.discount
     )
-    search = make_search(config.search, model_step, evaluate, num_actions)
+    search = make_search(config.search, model, evaluate, num_actions)
     max_episodes = config.max_episodes or 2**30
 
-    def train(key: PRNGKey) -> StepMetrics:
+    def train(key: PRNGKey) -> TrainOutput:
         reset_key, loop_key = jax.random.split(key)
         _, state = env.reset(reset_key, env_params)
         n = config.num_steps
@@ -110,7 +109,7 @@ def make_train(config: Config, env, env_params):
         def body(carry):
             t, state, episodes, metrics = carry
             search_key, env_key = jax.random.split(jax.random.fold_in(loop_key, t))
-            result = search(None, search_key, jax.tree.map(lambda x: x[None], state))
+            result = search(None, None, search_key, jax.tree.map(lambda x: x[None], state))
             _, state, reward, terminated, truncated, _ = env.step(
                 env_key, state, result.action[0], env_params
             )
@@ -124,6 +123,6 @@ def make_train(config: Config, env, env_params):
             return t + 1, state, episodes + done.astype(jnp.int32), metrics
 
         *_, metrics = jax.lax.while_loop(cond, body, (jnp.int32(0), state, jnp.int32(0), metrics))
-        return metrics
+        return TrainOutput(metrics)
 
     return train

@@ -9,9 +9,12 @@ episode with MPC, replanning at every step. Trials are ``lax.scan``s over
 steps, the MPC trials a ``lax.scan`` over trials, so
 ``jax.jit(jax.vmap(train))(keys)`` runs many seeds at once.
 
-Rewards and terminations come from the environment's known functions
-(:func:`mbrl_jax.envs.task_functions`) unless given, or from the model's
-learned heads when the environment has none.
+Rewards and terminations come from the task functions given, by default
+those the environment registry knows for the environment
+(:func:`mbrl_jax.envs.task_functions`), or from the model's learned heads
+where there are none. The planner plans through the ensemble as a
+:class:`~mbrl_jax.core.types.Model` (:func:`~mbrl_jax.models.ensemble_model`
+wrapped by :func:`~mbrl_jax.models.with_task`).
 """
 
 from __future__ import annotations
@@ -22,16 +25,49 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from mbrl_jax.envs.tasks import task_functions
+from mbrl_jax.core.replay import buffer_add, buffer_init
+from mbrl_jax.core.types import Array, PRNGKey, Transition
+from mbrl_jax.core.validation import check_choice, check_range
+from mbrl_jax.envs.registry import task_functions
+from mbrl_jax.envs.tasks import TaskFunctions
 from mbrl_jax.models.ensemble import (
     PROPAGATION_MODES,
     Ensemble,
     EnsembleConfig,
     EnsembleState,
+    ensemble_model,
 )
+from mbrl_jax.models.wrappers import with_task
 from mbrl_jax.planners.shooting import ActionSpec, MPCConfig, make_planner
-from mbrl_jax.replay import buffer_add, buffer_init
-from mbrl_jax.types import Array, PRNGKey
+
+
+def default_model() -> EnsembleConfig:
+    """PETS's ensemble: 5 probabilistic members of 3 x 200 SiLU layers, batch 32,
+    10% held out. Observation and action sizes are filled in from the environment."""
+    return EnsembleConfig(
+        ensemble_size=5,
+        num_elites=5,
+        hidden_size=200,
+        num_layers=3,
+        probabilistic=True,
+        learning_rate=1e-3,
+        weight_decay=5e-5,
+        batch_size=32,
+        holdout_ratio=0.1,
+    )
+
+
+def default_planner() -> MPCConfig:
+    """iCEM, population 100, 10 elites, 3 iterations, 5 particles, horizon 15."""
+    return MPCConfig(
+        method="icem",
+        horizon=15,
+        population=100,
+        num_iterations=3,
+        num_elites=10,
+        num_particles=5,
+        alpha=0.1,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,11 +79,11 @@ class Config:
       trial_length: steps per trial (episodes end earlier on termination).
       random_trials: leading trials of uniformly random actions, ``>= 1``.
       num_epochs: ensemble training epochs before each MPC trial.
-      ensemble_size, num_elites, hidden_size, num_layers, probabilistic,
-      learning_rate, weight_decay, batch_size, holdout_ratio: see
-        :class:`mbrl_jax.models.ensemble.EnsembleConfig`.
+      model: :class:`~mbrl_jax.models.ensemble.EnsembleConfig` (sizes are read
+        off the environment; ``learn_reward``/``learn_termination`` follow the
+        task functions available). Default :func:`default_model`.
       propagation: ``"tsinf"``, ``"ts1"`` or ``"expectation"``.
-      state_cost: weight of the environment's known state cost
+      state_cost: weight of the task's known state cost
         (:class:`~mbrl_jax.envs.tasks.TaskFunctions`, where it has one: the
         cart-poles) subtracted from the planning reward at every step, ``>= 0``.
         It steers plans to the states the data cover; the returns reported
@@ -55,58 +91,42 @@ class Config:
         first MPC trial returns 156 on average without it and 200 in every
         seed with it.
       terminal_cost: weight of the same cost at the end of the horizon, ``>= 0``.
-      planner: :class:`mbrl_jax.planners.shooting.MPCConfig`.
+      planner: :class:`mbrl_jax.planners.shooting.MPCConfig`. Default
+        :func:`default_planner`.
     """
 
     num_trials: int = 3
     trial_length: int = 200
     random_trials: int = 1
     num_epochs: int = 50
-    ensemble_size: int = 5
-    num_elites: int = 5
-    hidden_size: int = 200
-    num_layers: int = 3
-    probabilistic: bool = True
-    learning_rate: float = 1e-3
-    weight_decay: float = 5e-5
-    batch_size: int = 32
-    holdout_ratio: float = 0.1
+    model: EnsembleConfig = dataclasses.field(default_factory=default_model)
     propagation: str = "tsinf"
     state_cost: float = 0.1
     terminal_cost: float = 0.0
-    planner: MPCConfig = dataclasses.field(
-        default_factory=lambda: MPCConfig(
-            method="icem",
-            horizon=15,
-            population=100,
-            num_iterations=3,
-            num_elites=10,
-            num_particles=5,
-            alpha=0.1,
-        )
-    )
+    planner: MPCConfig = dataclasses.field(default_factory=default_planner)
 
     def __post_init__(self):
         for name in ("num_trials", "trial_length", "random_trials", "num_epochs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"pets.Config.{name} must be >= 1, got {getattr(self, name)}")
+            check_range(self, name, low=1)
         if self.random_trials >= self.num_trials:
             raise ValueError(
                 f"pets.Config.random_trials ({self.random_trials}) must be < num_trials "
                 f"({self.num_trials})"
             )
         for name in ("state_cost", "terminal_cost"):
-            if not getattr(self, name) >= 0.0:
-                raise ValueError(f"pets.Config.{name} must be >= 0, got {getattr(self, name)}")
-        if self.propagation not in PROPAGATION_MODES:
-            raise ValueError(
-                f"pets.Config.propagation must be one of {PROPAGATION_MODES}, "
-                f"got {self.propagation!r}"
-            )
-        if self.propagation != "expectation" and self.planner.num_particles % self.ensemble_size:
+            check_range(self, name, low=0.0)
+        check_choice(self, "propagation", PROPAGATION_MODES)
+        if not isinstance(self.model, EnsembleConfig):
+            raise ValueError(f"pets.Config.model must be an EnsembleConfig, got {self.model!r}")
+        if not isinstance(self.planner, MPCConfig):
+            raise ValueError(f"pets.Config.planner must be an MPCConfig, got {self.planner!r}")
+        if self.propagation != "expectation" and (
+            self.planner.num_particles % self.model.ensemble_size
+        ):
             raise ValueError(
                 f"pets.Config: planner.num_particles ({self.planner.num_particles}) must be a "
-                f"multiple of ensemble_size ({self.ensemble_size}) for {self.propagation}"
+                f"multiple of model.ensemble_size ({self.model.ensemble_size}) for "
+                f"{self.propagation}"
             )
 
 
@@ -132,10 +152,26 @@ def preset(env_name: str) -> Config:
     return config
 
 
+class StepMetrics(NamedTuple):
+    """Per-step record of the trials' first episodes, ``[num_trials * trial_length]`` each.
+
+    Attributes:
+      reward: reward of the step (0 outside the first episode of its trial).
+      done: True at the last step of each trial's first episode.
+      active: True for the steps of each trial's first episode (what the
+        learning curve counts; the rest of a random trial only collects data).
+    """
+
+    reward: Array
+    done: Array
+    active: Array
+
+
 class TrainOutput(NamedTuple):
     """Result of one PETS run.
 
     Attributes:
+      metrics: :class:`StepMetrics`.
       trial_returns: ``[num_trials]`` undiscounted return of each trial.
       trial_lengths: ``[num_trials]`` int32 steps before termination or the limit.
       val_loss: ``[num_trials, E]`` validation loss of each member after the fit
@@ -150,6 +186,7 @@ class TrainOutput(NamedTuple):
       ensemble: the final :class:`~mbrl_jax.models.ensemble.EnsembleState`.
     """
 
+    metrics: StepMetrics
     trial_returns: Array
     trial_lengths: Array
     val_loss: Array
@@ -160,22 +197,11 @@ class TrainOutput(NamedTuple):
     ensemble: EnsembleState
 
 
-def _obs_dim(env, env_params) -> int:
-    space = env.observation_space(env_params)
-    if hasattr(space, "n") or len(space.shape) != 1:
-        raise ValueError(
-            f"env: PETS needs a vector observation, got {space!r} "
-            f"with shape {getattr(space, 'shape', None)}"
-        )
-    return int(space.shape[0])
-
-
 def make_train(
     config: Config,
     env,
     env_params,
-    reward_fn=None,
-    termination_fn=None,
+    task: TaskFunctions | None = None,
     terminal_value_fn=None,
 ):
     """Builds ``train(key) -> TrainOutput``.
@@ -184,63 +210,44 @@ def make_train(
       config: :class:`Config`.
       env: gymnax environment with a vector observation (continuous or discrete actions).
       env_params: its params.
-      reward_fn, termination_fn: known functions (see
-        :mod:`mbrl_jax.planners.shooting`); default: the environment's
-        :func:`~mbrl_jax.envs.task_functions`, else the model learns them.
+      task: known reward, termination and state-cost functions
+        (:class:`~mbrl_jax.envs.tasks.TaskFunctions`; a ``None`` field is
+        learned by the model). Default: what the environment registry knows
+        for ``env`` (:func:`mbrl_jax.envs.task_functions`); pass
+        ``TaskFunctions()`` to learn everything.
       terminal_value_fn: ``(obs [N, D]) -> [N]`` terminal value of planned
-        rollouts; default: minus ``config.terminal_cost`` times the
-        environment's state cost, where it has one and the weight is positive.
+        rollouts; default: minus ``config.terminal_cost`` times the task's
+        state cost, where it has one and the weight is positive.
 
     Raises:
       ValueError: bad env (observation not a vector) or settings.
     """
-    obs_dim = _obs_dim(env, env_params)
-    action_spec = ActionSpec.from_space(env.action_space(env_params))
-    known = task_functions(env.name)
-    reward_fn = reward_fn or (known.reward_fn if known else None)
-    termination_fn = termination_fn or (known.termination_fn if known else None)
-    state_cost_fn = known.state_cost_fn if known is not None else None
-    plan_reward_fn = reward_fn
-    if state_cost_fn is not None and reward_fn is not None and config.state_cost > 0:
-
-        def plan_reward_fn(obs, action, next_obs):
-            return reward_fn(obs, action, next_obs) - config.state_cost * state_cost_fn(next_obs)
-
+    task = task if task is not None else (task_functions(env) or TaskFunctions())
+    state_cost_fn = task.state_cost_fn
     if terminal_value_fn is None and state_cost_fn is not None and config.terminal_cost > 0:
 
         def terminal_value_fn(obs):
             return -config.terminal_cost * state_cost_fn(obs)
 
-    ensemble = Ensemble(
-        EnsembleConfig(
-            obs_dim=obs_dim,
-            action_dim=action_spec.num_actions if action_spec.discrete else action_spec.dim,
-            discrete_actions=action_spec.discrete,
-            ensemble_size=config.ensemble_size,
-            num_elites=config.num_elites,
-            hidden_size=config.hidden_size,
-            num_layers=config.num_layers,
-            probabilistic=config.probabilistic,
-            learn_reward=reward_fn is None,
-            learn_termination=termination_fn is None,
-            learning_rate=config.learning_rate,
-            weight_decay=config.weight_decay,
-            batch_size=config.batch_size,
-            holdout_ratio=config.holdout_ratio,
-        )
+    ensemble_config = dataclasses.replace(
+        config.model.for_env(env, env_params),
+        learn_reward=task.reward_fn is None,
+        learn_termination=task.termination_fn is None,
     )
-
-    def batch_step(ens_state, key, obs, actions):
-        return ensemble.step_particles(ens_state, key, obs, actions, config.propagation)
-
-    planner = make_planner(
-        config.planner,
-        batch_step,
-        action_spec,
-        plan_reward_fn,
-        termination_fn,
-        terminal_value_fn=terminal_value_fn,
+    ensemble = Ensemble(ensemble_config)
+    obs_dim = ensemble_config.obs_dim
+    action_spec = ActionSpec.from_space(env.action_space(env_params))
+    # The planner plans with the ensemble and the known functions; the state
+    # cost (where there is a known reward) shapes only what the planner sees.
+    model = with_task(
+        ensemble_model(ensemble, config.propagation, config.num_epochs),
+        task.reward_fn,
+        task.termination_fn,
+        state_cost_fn if task.reward_fn is not None else None,
+        config.state_cost,
     )
+    planner = make_planner(config.planner, model, action_spec, terminal_value_fn=terminal_value_fn)
+
     steps = config.trial_length
     capacity = config.num_trials * steps
     if action_spec.discrete:
@@ -272,13 +279,7 @@ def make_train(
             next_obs, env_state, reward, terminated, truncated, info = env.step(
                 env_key, env_state, action, env_params
             )
-            transition = {
-                "obs": obs,
-                "action": action,
-                "next_obs": info["final_observation"],
-                "reward": reward,
-                "done": terminated,
-            }
+            transition = Transition(obs, action, reward, info["final_observation"], terminated)
             out = (transition, alive | keep_going, reward * alive, predicted, alive, obs)
             alive = alive & ~(terminated | truncated)
             return (next_obs, env_state, planner_state, alive), out
@@ -293,13 +294,13 @@ def make_train(
     def train(key: PRNGKey) -> TrainOutput:
         init_key, random_key, mpc_key = jax.random.split(key, 3)
         ens_state = ensemble.init(init_key)
-        example = {
-            "obs": jnp.zeros(obs_dim),
-            "action": example_action,
-            "next_obs": jnp.zeros(obs_dim),
-            "reward": jnp.float32(0),
-            "done": jnp.bool_(False),
-        }
+        example = Transition(
+            state=jnp.zeros(obs_dim),
+            action=example_action,
+            reward=jnp.float32(0),
+            next_state=jnp.zeros(obs_dim),
+            done=jnp.bool_(False),
+        )
         buffer = buffer_init(example, capacity)
 
         def random_trial(buffer, key):
@@ -330,9 +331,15 @@ def make_train(
         )
         zeros = lambda x: jnp.zeros((config.random_trials, *x.shape[1:]), x.dtype)  # noqa: E731
         step_rewards = jnp.concatenate([r_rewards, m_rewards])
+        lengths = jnp.concatenate([r_lengths, m_lengths])
+        active = jnp.arange(steps)[None, :] < lengths[:, None]
+        done = jnp.arange(steps)[None, :] == (lengths[:, None] - 1)
         return TrainOutput(
+            metrics=StepMetrics(
+                reward=step_rewards.reshape(-1), done=done.reshape(-1), active=active.reshape(-1)
+            ),
             trial_returns=step_rewards.sum(-1),
-            trial_lengths=jnp.concatenate([r_lengths, m_lengths]),
+            trial_lengths=lengths,
             val_loss=jnp.concatenate([zeros(val_loss), val_loss]),
             train_loss=jnp.concatenate([zeros(train_loss), train_loss]),
             predicted_return=jnp.concatenate([r_pred[0], m_pred[0]]),

@@ -10,25 +10,29 @@ real experience changes Q only through the queue.
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 
-from mbrl_jax.agents.common import check_range
 from mbrl_jax.agents.tabular import (
     HyperParams,
     StepMetrics,
     TabularConfig,
     TrainOutput,
     make_tabular_train,
+    model_key,
 )
-from mbrl_jax.models.tabular import (
-    DeterministicModel,
-    deterministic_model_init,
-    deterministic_model_update,
+from mbrl_jax.core.types import Array, Model
+from mbrl_jax.core.validation import check_range
+from mbrl_jax.models.tabular import deterministic_model
+from mbrl_jax.planners.dyna import VisitedPairs, visited_init, visited_update
+from mbrl_jax.planners.prioritized_sweeping import (
+    predict_all_pairs,
+    push,
+    sweep,
+    td_error_magnitude,
 )
-from mbrl_jax.planners.prioritized_sweeping import push, sweep, td_error_magnitude
-from mbrl_jax.types import Array
 
 __all__ = ["Config", "HyperParams", "StepMetrics", "TrainOutput", "make_train"]
 
@@ -50,38 +54,48 @@ class Config(TabularConfig):
 
 
 class SweepState(NamedTuple):
-    """Agent state: ``q [S, A]``, the last-seen ``model``, the ``priority [S, A]`` queue."""
+    """Agent state: ``q [S, A]``, the ``model``'s params, the real pairs visited
+    (``memory``) and the ``priority [S, A]`` queue."""
 
     q: Array
-    model: DeterministicModel
+    model: Any
+    memory: VisitedPairs
     priority: Array
 
 
-def make_train(config: Config, env, env_params):
+def make_train(config: Config, env, env_params, model: Model | None = None):
     """Builds ``train(key, hyperparams=None) -> TrainOutput`` for one seed.
 
-    Same contract as :func:`mbrl_jax.agents.dyna_q.make_train`;
+    Same contract as :func:`mbrl_jax.agents.dyna_q.make_train` (``model``
+    defaults to the last-seen deterministic model);
     ``metrics.planning_updates`` counts the queue updates actually made (``<= n``).
     """
     n = config.planning_steps
     theta = config.theta
 
-    def init(num_states, num_actions):
+    def init(num_states, num_actions, key):
+        the_model = model or deterministic_model(num_states, num_actions)
         return SweepState(
             q=jnp.zeros((num_states, num_actions), jnp.float32),
-            model=deterministic_model_init(num_states, num_actions),
+            model=the_model.init(key),
+            memory=visited_init(num_states, num_actions),
             priority=jnp.zeros((num_states, num_actions), jnp.float32),
         )
 
     def learn(agent: SweepState, transition, step, seed, hp: HyperParams):
-        del step, seed
-        model = deterministic_model_update(agent.model, transition)
+        del step
+        num_states, num_actions = agent.q.shape
+        the_model = model or deterministic_model(num_states, num_actions)
+        update_key, predict_key = jax.random.split(model_key(seed))
+        params = the_model.update(agent.model, update_key, transition)
+        memory = visited_update(agent.memory, transition.state, transition.action)
+        outcomes = predict_all_pairs(the_model, params, predict_key, num_states, num_actions)
         s, a = transition.state, transition.action
-        error = td_error_magnitude(agent.q, model, s, a, hp.discount)
+        error = td_error_magnitude(agent.q, outcomes, s, a, hp.discount)
         priority = push(agent.priority, s, a, error, theta)
         q, priority, updates = sweep(
-            agent.q, model, priority, n, hp.learning_rate, hp.discount, theta
+            agent.q, outcomes, memory.visited, priority, n, hp.learning_rate, hp.discount, theta
         )
-        return SweepState(q, model, priority), updates, updates
+        return SweepState(q, params, memory, priority), updates, updates
 
     return make_tabular_train(config, env, env_params, init, learn)

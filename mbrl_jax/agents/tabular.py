@@ -1,7 +1,7 @@
 """The training loop shared by tabular agents (Q-learning, Dyna-Q/Q+, prioritized sweeping).
 
-An agent supplies ``init(num_states, num_actions) -> agent_state`` (a pytree with
-a ``q`` field ``[S, A]``) and ``learn(agent_state, transition, step, seed,
+An agent supplies ``init(num_states, num_actions, key) -> agent_state`` (a pytree
+with ``q [S, A]`` and ``model`` fields) and ``learn(agent_state, transition, step, seed,
 hyperparams) -> (agent_state, planning_updates, q_updates)``;
 :func:`make_tabular_train` wraps them in the epsilon-greedy acting loop: one
 ``lax.scan`` over environment steps, optional episode budget, optional greedy
@@ -18,9 +18,10 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from mbrl_jax.agents.common import check_range, discrete_sizes, epsilon_greedy
-from mbrl_jax.random import hashed_bits
-from mbrl_jax.types import Array, PRNGKey, Transition
+from mbrl_jax.agents.common import discrete_sizes, epsilon_greedy
+from mbrl_jax.core.random import hashed_bits
+from mbrl_jax.core.types import Array, PRNGKey, Transition
+from mbrl_jax.core.validation import check_range
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +131,15 @@ class TrainOutput(NamedTuple):
     greedy_path_length: Array
 
 
+def model_key(seed: Array) -> PRNGKey:
+    """A PRNG key for a model's update or sampling, hashed from a step's ``[]`` uint32
+    word (no Threefry: a model that never reads its key costs nothing)."""
+    impl = jax.random.key_impl(jax.random.key(0))
+    key_words = jax.random.key_data(jax.random.key(0)).shape[-1]
+    words = hashed_bits(seed ^ jnp.uint32(0x27D4EB2F), jnp.arange(key_words, dtype=jnp.uint32))
+    return jax.random.wrap_key_data(words, impl=impl)
+
+
 # Steps per chunk of pre-drawn random words (a few KiB per seed).
 _CHUNK = 256
 
@@ -184,7 +194,7 @@ def make_tabular_train(config, env, env_params, init: Callable, learn: Callable)
 
     Random numbers: each chunk of steps draws one ``jax.random`` word per step
     in a single vectorised call; a step expands its word with the hash of
-    :mod:`mbrl_jax.random` into the env's key, the epsilon-greedy words and the
+    :mod:`mbrl_jax.core.random` into the env's key, the epsilon-greedy words and the
     planning seed. Drawing them with ``split``/``bits`` step by step cost about
     three quarters of a real step at 1024 seeds on a CPU (Threefry runs at
     about 8 ns a word there).
@@ -193,7 +203,8 @@ def make_tabular_train(config, env, env_params, init: Callable, learn: Callable)
       config: validated config with ``num_steps``, ``max_episodes``,
         ``greedy_eval_interval`` (and the :class:`HyperParams` fields).
       env, env_params: gymnax env with discrete observations and actions.
-      init: ``init(num_states, num_actions) -> agent_state`` with fields ``q`` and ``model``.
+      init: ``init(num_states, num_actions, key) -> agent_state`` with fields ``q``
+        and ``model`` (the model's params).
       learn: ``learn(agent_state, transition, step, seed, hp) -> (agent_state,
         planning_updates, q_updates)``; ``step`` is the ``[]`` int32 count of real
         steps including this one, ``seed`` a ``[]`` uint32 random word.
@@ -232,8 +243,10 @@ def make_tabular_train(config, env, env_params, init: Callable, learn: Callable)
         impl = jax.random.key_impl(loop_key)
         key_words = jax.random.key_data(loop_key).shape[-1]
         obs, env_state = env.reset(reset_key, env_params)
+        # The model's init key is derived from the loop key by folding in a
+        # constant, so existing key streams (reset, loop) stay as they were.
         carry = _Carry(
-            agent=init(num_states, num_actions),
+            agent=init(num_states, num_actions, jax.random.fold_in(loop_key, 0x6D6F64)),
             env_state=env_state,
             obs=jnp.asarray(obs, jnp.int32),
             episodes=jnp.int32(0),

@@ -13,10 +13,10 @@ from mbrl_jax.envs.maze import (
     parse_layout,
     wall_phase,
 )
-from mbrl_jax.envs.registry import make, maze_names, names
+from mbrl_jax.envs.registry import make, maze_names, names, task_functions
 from mbrl_jax.envs.render import plot_maze, render_ascii
 from mbrl_jax.envs.tabular import to_tabular
-from mbrl_jax.envs.tasks import TaskFunctions, task_functions
+from mbrl_jax.envs.tasks import TaskFunctions
 from mbrl_jax.envs.wrappers import VectorObservation, vector_observation
 
 __all__ = [

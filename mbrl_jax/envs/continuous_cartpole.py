@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import environment, spaces
 
-from mbrl_jax.types import Array
+from mbrl_jax.core.types import Array
 
 
 @struct.dataclass

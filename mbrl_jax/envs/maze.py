@@ -28,8 +28,8 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
 
-from mbrl_jax.random import hashed_uniform, lowbias32
-from mbrl_jax.types import Array, PRNGKey
+from mbrl_jax.core.random import hashed_uniform, lowbias32
+from mbrl_jax.core.types import Array, PRNGKey
 
 NUM_ACTIONS = 4
 ACTION_NAMES = ("up", "down", "left", "right")

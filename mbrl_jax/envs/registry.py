@@ -1,4 +1,5 @@
-"""``make(name) -> (env, params)`` for our mazes and gymnax's environments."""
+"""``make(name) -> (env, params)`` for our mazes and gymnax's environments, and the
+known task functions of each (:func:`task_functions`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 from mbrl_jax.envs import layouts
 from mbrl_jax.envs.continuous_cartpole import ContinuousCartPole, ContinuousCartPoleParams
 from mbrl_jax.envs.maze import GridMaze, MazeParams, make_maze_params, validate_params
+from mbrl_jax.envs.tasks import CARTPOLE, PENDULUM, TaskFunctions
 
 _MAZES: dict[str, Callable[[], MazeParams]] = {
     "GridWorld-5x5": lambda: make_maze_params(
@@ -28,6 +30,23 @@ _MAZES: dict[str, Callable[[], MazeParams]] = {
 
 
 _CONTINUOUS = {"ContinuousCartPole": lambda: (ContinuousCartPole(), ContinuousCartPoleParams())}
+
+# Known reward / termination / state-cost functions of registered environments.
+_TASKS: dict[str, TaskFunctions] = {
+    "ContinuousCartPole": CARTPOLE,
+    "CartPole-v1": CARTPOLE,
+    "Pendulum-v1": PENDULUM,
+}
+
+
+def task_functions(env) -> TaskFunctions | None:
+    """The known task functions of an environment (or of its registered name).
+
+    Returns ``None`` for an environment with none registered (its models learn
+    reward and termination).
+    """
+    name = env if isinstance(env, str) else getattr(env, "name", None)
+    return _TASKS.get(name)
 
 
 def maze_names() -> list[str]:

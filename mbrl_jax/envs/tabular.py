@@ -5,8 +5,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from mbrl_jax.core.mdp import SparseTabularMDP, TabularMDP, densify
 from mbrl_jax.envs.maze import NUM_ACTIONS, GridMaze, MazeParams, move
-from mbrl_jax.types import SparseTabularMDP, TabularMDP, densify
 
 
 def to_tabular(

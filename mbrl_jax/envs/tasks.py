@@ -2,7 +2,9 @@
 
 ``reward_fn(obs, action, next_obs) -> [...]`` and ``termination_fn(next_obs) -> [...]``
 work on any leading batch shape. A planner may take these instead of learning
-reward and termination heads (as PETS does on its benchmark tasks).
+reward and termination heads (as PETS does on its benchmark tasks); the
+registry (:func:`mbrl_jax.envs.task_functions`) says which environment has
+which.
 ``state_cost_fn(obs) -> [...]``, where given, is a non-negative cost of a state
 for MPC to add to the reward, per step or at the end of the horizon (a
 terminal cost): zero at the goal, growing with the distance from it.
@@ -15,16 +17,16 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 
+from mbrl_jax.core.types import Array
 from mbrl_jax.envs.continuous_cartpole import cartpole_terminated
-from mbrl_jax.types import Array
 
 
 class TaskFunctions(NamedTuple):
-    """``reward_fn(obs, action, next_obs)``, ``termination_fn(next_obs)`` and an
-    optional ``state_cost_fn(obs)``."""
+    """``reward_fn(obs, action, next_obs)``, ``termination_fn(next_obs)`` and
+    ``state_cost_fn(obs)``; a ``None`` field is unknown (a model learns it)."""
 
-    reward_fn: Callable[[Array, Array, Array], Array]
-    termination_fn: Callable[[Array], Array]
+    reward_fn: Callable[[Array, Array, Array], Array] | None = None
+    termination_fn: Callable[[Array], Array] | None = None
     state_cost_fn: Callable[[Array], Array] | None = None
 
 
@@ -56,13 +58,5 @@ def _pendulum_reward(obs, action, next_obs):
     return -(theta**2 + 0.1 * obs[..., 2] ** 2 + 0.001 * torque**2)
 
 
-_TASKS = {
-    "ContinuousCartPole": TaskFunctions(_alive_reward, cartpole_terminated, _cartpole_state_cost),
-    "CartPole-v1": TaskFunctions(_alive_reward, cartpole_terminated, _cartpole_state_cost),
-    "Pendulum-v1": TaskFunctions(_pendulum_reward, _never),
-}
-
-
-def task_functions(name: str) -> TaskFunctions | None:
-    """The known functions of an environment, or ``None`` if there are none."""
-    return _TASKS.get(name)
+CARTPOLE = TaskFunctions(_alive_reward, cartpole_terminated, _cartpole_state_cost)
+PENDULUM = TaskFunctions(_pendulum_reward, _never)

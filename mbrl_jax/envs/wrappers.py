@@ -6,8 +6,8 @@ import jax
 import jax.numpy as jnp
 from gymnax.environments import spaces
 
+from mbrl_jax.core.types import Array
 from mbrl_jax.envs.maze import GridMaze, MazeParams
-from mbrl_jax.types import Array
 
 _MODES = ("one_hot", "coords")
 

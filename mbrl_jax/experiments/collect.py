@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from mbrl_jax.types import PRNGKey, Transition
+from mbrl_jax.core.types import PRNGKey, Transition
 
 
 def random_transitions(key: PRNGKey, env, env_params, num_steps: int) -> Transition:

@@ -35,8 +35,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from mbrl_jax.compilation import jit
-from mbrl_jax.experiments.registry import Budget, CommonSettings, build, parse_spec
+from mbrl_jax.core.jit import jit
+from mbrl_jax.experiments.registry import Budget, CommonSettings, build, extract, parse_spec
 
 DEFAULT_ENV = "DynaMaze"
 DEFAULT_AGENTS = (
@@ -183,7 +183,7 @@ def run_comparison(
         start = time.perf_counter()
         out = jax.block_until_ready(compiled(keys))
         run_s = time.perf_counter() - start
-        extracted = run.extract(out)
+        extracted = extract(out)
         entry = summarize(extracted, optimal, near_optimal)
         done = extracted["done"]
         length = done.shape[1]  # agents with a budget of their own may differ from `steps`

@@ -2,9 +2,11 @@
 
 A spec is ``name`` or ``name:ARG`` (``dyna_q:50`` = Dyna-Q with 50 planning
 steps). Each registered builder turns a spec into an :class:`AgentRun`: a
-``train(key)`` for one seed and an ``extract`` that reads the batched output
-into per-seed episode curves. Later agents (PETS, MCTS, MuZero, ...) register
-the same way with :func:`register`.
+``train(key)`` for one seed and a description. Every agent's output follows
+one convention -- a ``metrics`` field of per-step arrays over real
+environment steps, with ``reward`` and ``done`` and optionally ``active``,
+``planning_updates`` and ``q_updates`` -- so :func:`extract` reads them all.
+New agents register the same way with :func:`register`.
 """
 
 from __future__ import annotations
@@ -46,15 +48,50 @@ class AgentRun(NamedTuple):
     """What the runner needs of an agent.
 
     Attributes:
-      train: ``train(key) -> output`` for one seed (the runner vmaps and jits it).
-      extract: ``extract(batched_output) -> dict`` of NumPy arrays with ``reward``
-        and ``done`` ``[seeds, T]`` and ``planning_updates`` ``[seeds]``.
+      train: ``train(key) -> output`` for one seed (the runner vmaps and jits it);
+        the output has a ``metrics`` field read by :func:`extract`.
       description: one line for the table.
     """
 
     train: Callable[[jax.Array], Any]
-    extract: Callable[[Any], dict]
     description: str
+
+
+def extract(out) -> dict:
+    """Per-seed step streams from a batched output's ``metrics``.
+
+    Reads ``reward`` and ``done`` ``[seeds, T]``; where ``active`` is present
+    only the active steps count (they are moved to the front, the rest
+    zero-padded); ``planning_updates`` and ``q_updates`` are summed per seed
+    (zeros where the agent has none).
+
+    Returns:
+      dict of NumPy arrays: ``reward``, ``done`` ``[seeds, T]``,
+      ``planning_updates``, ``q_updates`` ``[seeds]``.
+    """
+    m = out.metrics
+    reward = np.asarray(m.reward, np.float32)
+    done = np.asarray(m.done, bool)
+    if hasattr(m, "active"):
+        active = np.asarray(m.active, bool)
+        order = np.argsort(~active, axis=1, kind="stable")  # active steps first, in order
+        reward = np.where(
+            np.take_along_axis(active, order, 1), np.take_along_axis(reward, order, 1), 0
+        )
+        done = np.take_along_axis(done & active, order, 1)
+    seeds = reward.shape[0]
+
+    def total(name):
+        if not hasattr(m, name):
+            return np.zeros(seeds)
+        return np.asarray(getattr(m, name)).sum(axis=1)
+
+    return {
+        "reward": reward.astype(np.float32),
+        "done": done,
+        "planning_updates": total("planning_updates"),
+        "q_updates": total("q_updates"),
+    }
 
 
 Builder = Callable[[str | None, Any, Any, Budget, CommonSettings], AgentRun]
@@ -103,16 +140,6 @@ def _int_arg(arg: str | None, default: int, spec: str) -> int:
     return value
 
 
-def _tabular_extract(out) -> dict:
-    m = out.metrics
-    return {
-        "reward": np.asarray(m.reward),
-        "done": np.asarray(m.done),
-        "planning_updates": np.asarray(m.planning_updates).sum(axis=1),
-        "q_updates": np.asarray(m.q_updates).sum(axis=1),
-    }
-
-
 def _dyna_run(n: int, kappa: float, env, env_params, budget, settings, label: str) -> AgentRun:
     from mbrl_jax.agents import dyna_q
 
@@ -125,7 +152,7 @@ def _dyna_run(n: int, kappa: float, env, env_params, budget, settings, label: st
         kappa=kappa,
         max_episodes=budget.episodes,
     )
-    return AgentRun(dyna_q.make_train(config, env, env_params), _tabular_extract, label)
+    return AgentRun(dyna_q.make_train(config, env, env_params), label)
 
 
 @register("q_learning", "q_learning")
@@ -163,7 +190,7 @@ def _prioritized_sweeping(arg, env, env_params, budget, settings):
         max_episodes=budget.episodes,
     )
     label = f"prioritized sweeping, <= {n} updates/step, theta {settings.theta:g}"
-    return AgentRun(ps.make_train(config, env, env_params), _tabular_extract, label)
+    return AgentRun(ps.make_train(config, env, env_params), label)
 
 
 @register("pets", "pets")
@@ -182,43 +209,11 @@ def _pets(arg, env, env_params, budget, settings):
         pets.preset(env.name), num_trials=trials, trial_length=min(max_steps, budget.num_steps)
     )
     train = pets.make_train(config, env, env_params)
-
-    def extract(out) -> dict:
-        # Trials are the episodes: rebuild per-step rewards and ends from each
-        # trial's per-step rewards and its length.
-        rewards = np.asarray(out.step_rewards)  # [seeds, trials, T]
-        lengths = np.asarray(out.trial_lengths)
-        seeds, num_trials, steps = rewards.shape
-        alive = np.arange(steps)[None, None, :] < lengths[..., None]
-        reward = np.zeros((seeds, num_trials * steps), np.float32)
-        done = np.zeros((seeds, num_trials * steps), bool)
-        for i in range(seeds):
-            flat = rewards[i][alive[i]]
-            reward[i, : flat.size] = flat
-            done[i, np.cumsum(lengths[i]) - 1] = True
-        return {
-            "reward": reward,
-            "done": done,
-            "planning_updates": np.zeros(seeds),
-            "q_updates": np.zeros(seeds),
-        }
-
     label = (
-        f"PETS: {config.ensemble_size}-member ensemble, {config.planner.method} "
+        f"PETS: {config.model.ensemble_size}-member ensemble, {config.planner.method} "
         f"(population {config.planner.population}, horizon {config.planner.horizon})"
     )
-    return AgentRun(train, extract, label)
-
-
-def _stream_extract(out) -> dict:
-    """Per-step ``reward``/``done`` streams ``[seeds, T]`` of the search agents."""
-    reward = np.asarray(out.reward, np.float32)
-    return {
-        "reward": reward,
-        "done": np.asarray(out.done),
-        "planning_updates": np.zeros(reward.shape[0]),
-        "q_updates": np.zeros(reward.shape[0]),
-    }
+    return AgentRun(train, label)
 
 
 @register("mcts", "mcts:SIMS")
@@ -238,7 +233,7 @@ def _mcts(arg, env, env_params, budget, settings):
         f"MCTS (UCB1, true model), {sims} simulations, "
         f"{config.num_rollouts} rollouts x {config.rollout_depth} steps per leaf"
     )
-    return AgentRun(mcts.make_train(config, env, env_params), _stream_extract, label)
+    return AgentRun(mcts.make_train(config, env, env_params), label)
 
 
 def _search_agent(module, name: str, arg, env, budget) -> tuple[Any, str]:
@@ -263,7 +258,7 @@ def _alphazero(arg, env, env_params, budget, settings):
     from mbrl_jax.agents import alphazero
 
     config, label = _search_agent(alphazero, "alphazero", arg, env, budget)
-    return AgentRun(alphazero.make_train(config, env, env_params), _stream_extract, label)
+    return AgentRun(alphazero.make_train(config, env, env_params), label)
 
 
 @register("muzero", "muzero")
@@ -271,4 +266,4 @@ def _muzero(arg, env, env_params, budget, settings):
     from mbrl_jax.agents import muzero
 
     config, label = _search_agent(muzero, "muzero", arg, env, budget)
-    return AgentRun(muzero.make_train(config, env, env_params), _stream_extract, label)
+    return AgentRun(muzero.make_train(config, env, env_params), label)

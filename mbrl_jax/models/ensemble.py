@@ -23,14 +23,15 @@ import dataclasses
 from typing import NamedTuple
 
 import distrax
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
-from mbrl_jax.replay import ReplayBuffer
-from mbrl_jax.types import Array, PRNGKey
+from mbrl_jax.core.replay import ReplayBuffer
+from mbrl_jax.core.types import Array, Model, PRNGKey
+from mbrl_jax.core.validation import check_range
+from mbrl_jax.models.networks import GaussianMLP, silu, soft_bound
 
 PROPAGATION_MODES = ("ts1", "tsinf", "expectation")
 
@@ -40,9 +41,10 @@ class EnsembleConfig:
     """Ensemble architecture and training settings (validated on construction).
 
     Attributes:
-      obs_dim: observation size ``D``.
+      obs_dim: observation size ``D``; ``None`` until an agent fills it in from
+        its environment (:meth:`for_env`).
       action_dim: action size ``A`` (continuous) or number of actions (discrete,
-        one-hot encoded; set ``discrete_actions=True``).
+        one-hot encoded; set ``discrete_actions=True``); ``None`` likewise.
       discrete_actions: actions are integers in ``[0, action_dim)``.
       ensemble_size: members ``E``.
       num_elites: members with the best validation loss, ``<= E``.
@@ -55,8 +57,8 @@ class EnsembleConfig:
       holdout_ratio: share of data kept for validation, in ``[0, 1)``.
     """
 
-    obs_dim: int
-    action_dim: int
+    obs_dim: int | None = None
+    action_dim: int | None = None
     discrete_actions: bool = False
     ensemble_size: int = 5
     num_elites: int = 5
@@ -71,28 +73,39 @@ class EnsembleConfig:
     holdout_ratio: float = 0.2
 
     def __post_init__(self):
-        for name in (
-            "obs_dim",
-            "action_dim",
-            "ensemble_size",
-            "num_elites",
-            "hidden_size",
-            "num_layers",
-            "batch_size",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"EnsembleConfig.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("obs_dim", "action_dim"):
+            if getattr(self, name) is not None:
+                check_range(self, name, low=1)
+        for name in ("ensemble_size", "num_elites", "hidden_size", "num_layers", "batch_size"):
+            check_range(self, name, low=1)
         if self.num_elites > self.ensemble_size:
             raise ValueError(
                 f"EnsembleConfig.num_elites ({self.num_elites}) must be <= ensemble_size "
                 f"({self.ensemble_size})"
             )
-        if not 0.0 <= self.holdout_ratio < 1.0:
+        check_range(self, "holdout_ratio", low=0.0, high=1.0, high_open=True)
+        check_range(self, "learning_rate", low=0.0, low_open=True)
+        check_range(self, "weight_decay", low=0.0)
+
+    def for_env(self, env, env_params) -> EnsembleConfig:
+        """These settings with ``obs_dim``, ``action_dim`` and ``discrete_actions``
+        read off a gymnax environment with a vector observation.
+
+        Raises:
+          ValueError: the observation is not a vector.
+        """
+        space = env.observation_space(env_params)
+        if hasattr(space, "n") or len(space.shape) != 1:
             raise ValueError(
-                f"EnsembleConfig.holdout_ratio must be in [0, 1), got {self.holdout_ratio}"
+                f"env: the ensemble needs a vector observation, got {space!r} "
+                f"with shape {getattr(space, 'shape', None)}"
             )
-        if not self.learning_rate > 0.0:
-            raise ValueError(f"EnsembleConfig.learning_rate must be > 0, got {self.learning_rate}")
+        act = env.action_space(env_params)
+        discrete = hasattr(act, "n")
+        action_dim = int(act.n) if discrete else int(max(1, *act.shape, 1))
+        return dataclasses.replace(
+            self, obs_dim=int(space.shape[0]), action_dim=action_dim, discrete_actions=discrete
+        )
 
     @property
     def input_dim(self) -> int:
@@ -101,42 +114,6 @@ class EnsembleConfig:
     @property
     def output_dim(self) -> int:
         return self.obs_dim + int(self.learn_reward)
-
-
-def _soft_bound(logvar: Array, max_logvar: Array, min_logvar: Array) -> Array:
-    """PETS's soft bounds: ``logvar`` pushed smoothly below ``max`` and above ``min``."""
-    logvar = max_logvar - nn.softplus(max_logvar - logvar)
-    return min_logvar + nn.softplus(logvar - min_logvar)
-
-
-def silu(x: Array) -> Array:
-    """SiLU, ``x * sigmoid(x)``, written as ``x * (1 + tanh(x / 2)) / 2``.
-
-    The same function to within float32 rounding, but XLA's CPU loops
-    vectorise ``tanh`` better than its ``logistic`` (about 2x faster per
-    element at 512-bit vectors), and planning evaluates it
-    ``4 x 200`` times per particle and step.
-    """
-    return x * (0.5 + 0.5 * jnp.tanh(0.5 * x))
-
-
-class _MemberNetwork(nn.Module):
-    config: EnsembleConfig
-
-    @nn.compact
-    def __call__(self, x):
-        c = self.config
-        for _ in range(c.num_layers):
-            x = silu(nn.Dense(c.hidden_size)(x))
-        mean = nn.Dense(c.output_dim)(x)
-        logvar = nn.Dense(c.output_dim)(x)
-        max_logvar = self.param("max_logvar", lambda _: jnp.full((c.output_dim,), 0.5, jnp.float32))
-        min_logvar = self.param(
-            "min_logvar", lambda _: jnp.full((c.output_dim,), -10.0, jnp.float32)
-        )
-        logvar = _soft_bound(logvar, max_logvar, min_logvar)
-        term = nn.Dense(1)(x)[..., 0] if c.learn_termination else jnp.zeros(x.shape[:-1])
-        return mean, logvar, term
 
 
 @struct.dataclass
@@ -184,13 +161,6 @@ class FitInfo(NamedTuple):
     dropped_nan: Array
 
 
-def _targets(config: EnsembleConfig, data: dict) -> Array:
-    delta = data["next_obs"] - data["obs"]
-    if config.learn_reward:
-        delta = jnp.concatenate([delta, data["reward"][..., None]], axis=-1)
-    return delta
-
-
 class Ensemble:
     """A probabilistic ensemble as pure functions over :class:`EnsembleState`.
 
@@ -198,8 +168,15 @@ class Ensemble:
     """
 
     def __init__(self, config: EnsembleConfig):
+        if config.obs_dim is None or config.action_dim is None:
+            raise ValueError(
+                "EnsembleConfig.obs_dim and action_dim must be set to build an Ensemble "
+                "(EnsembleConfig.for_env(env, env_params) reads them off an environment)"
+            )
         self.config = config
-        self.network = _MemberNetwork(config)
+        self.network = GaussianMLP(
+            config.hidden_size, config.num_layers, config.output_dim, config.learn_termination
+        )
         self.optimizer = optax.adamw(config.learning_rate, weight_decay=config.weight_decay)
 
     # ------------------------------------------------------------------ basics
@@ -283,7 +260,7 @@ class Ensemble:
             h = silu(dense(i, h))
         mean = dense(c.num_layers, h).transpose(0, 2, 1)
         logvar = dense(c.num_layers + 1, h).transpose(0, 2, 1)
-        logvar = _soft_bound(logvar, p["max_logvar"][:, None], p["min_logvar"][:, None])
+        logvar = soft_bound(logvar, p["max_logvar"][:, None], p["min_logvar"][:, None])
         if c.learn_termination:
             term = dense(c.num_layers + 2, h)[:, 0]
         else:
@@ -329,13 +306,14 @@ class Ensemble:
         Propagation (PETS): ``"tsinf"`` particle ``i`` always follows member
         ``i mod E``; ``"ts1"`` members are re-drawn (a random permutation of the
         particles over members) at every step; ``"expectation"`` every particle
-        moves by the mean over members, without sampling. ``N`` must be a
-        multiple of ``E`` for the TS modes.
+        moves by the mean over members, without sampling. ``N`` a multiple of
+        ``E`` runs fastest (each member predicts only its own particles).
 
         Args:
           state: ensemble state.
           key: PRNG key (sampling and TS1 shuffling).
           obs: ``[N, D]``; action: ``[N, A]`` or ``[N]``.
+          mode: one of :data:`PROPAGATION_MODES`.
 
         Returns:
           ``(next_obs [N, D], reward [N], termination_prob [N])``; the reward is
@@ -351,11 +329,7 @@ class Ensemble:
                 state.params, jnp.broadcast_to(x, (e, *x.shape))
             )
             out, term = mean.mean(0), term.mean(0)
-        elif mode in ("tsinf", "ts1"):
-            if n % e:
-                raise ValueError(
-                    f"{mode} needs a particle count divisible by ensemble_size {e}, got {n}"
-                )
+        elif mode in ("tsinf", "ts1") and n % e == 0:
             if mode == "ts1":
                 order = jax.random.permutation(perm_key, n)
                 x = x[order]
@@ -368,6 +342,25 @@ class Ensemble:
             if mode == "ts1":  # back to the particles' own order
                 out = jnp.zeros_like(out).at[order].set(out)
                 term = jnp.zeros_like(term).at[order].set(term)
+        elif mode in ("tsinf", "ts1"):
+            # A batch that does not split evenly over the members (one search
+            # root, say): every member predicts every item and each item keeps
+            # its own member's prediction -- ``i mod E`` (TSinf) or a uniform
+            # draw (TS1). E times the work of the even case, same distribution.
+            mean, logvar, term = self.apply_members_features_major(
+                state.params, jnp.broadcast_to(x, (e, *x.shape))
+            )
+            if mode == "ts1":
+                member = jax.random.randint(perm_key, (n,), 0, e)
+            else:
+                member = jnp.arange(n) % e
+            pick = lambda v: jnp.take_along_axis(  # noqa: E731
+                v, member.reshape(1, n, *([1] * (v.ndim - 2))), axis=0
+            )[0]
+            mean, logvar, term = pick(mean), pick(logvar), pick(term)
+            if c.probabilistic:
+                mean = distrax.Normal(mean, jnp.exp(0.5 * logvar)).sample(seed=sample_key)
+            out = mean
         else:
             raise ValueError(f"propagation mode must be one of {PROPAGATION_MODES}, got {mode!r}")
         out = out * norm.out_std + norm.out_mean
@@ -390,127 +383,65 @@ class Ensemble:
             nll = nll + optax.sigmoid_binary_cross_entropy(term, done.astype(jnp.float32))
         return jnp.sum(nll * weight) / jnp.maximum(jnp.sum(weight), 1.0) + bound
 
+    def step(
+        self, state: EnsembleState, key: PRNGKey, obs: Array, action: Array, mode: str = "ts1"
+    ) -> tuple[Array, Array, Array]:
+        """Steps ONE state: ``obs [D]``, ``action [A]`` or ``[]``.
+
+        ``"ts1"``/``"tsinf"``: a uniformly drawn member's sampled prediction
+        (for one state the two are the same; TSinf's fixed member per particle
+        exists only across a batch, see :meth:`step_particles`);
+        ``"expectation"``: the members' mean.
+
+        Returns:
+          ``(next_obs [D], reward [], termination_prob [])``.
+        """
+        next_obs, reward, term = self.step_particles(state, key, obs[None], action[None], mode)
+        return next_obs[0], reward[0], term[0]
+
     def fit(
         self, key: PRNGKey, state: EnsembleState, buffer: ReplayBuffer, num_epochs: int
     ) -> tuple[EnsembleState, FitInfo]:
         """Trains every member on its own bootstrap resample of the buffer.
 
-        ``buffer.data`` holds ``obs [C, D]``, ``action``, ``next_obs [C, D]``,
-        ``reward [C]``, ``done [C]`` (termination); only the first ``buffer.size``
-        entries count, so the buffer's capacity is the only static shape and a
-        growing data set does not recompile. The normaliser is refitted, a
-        ``holdout_ratio`` share is held out for validation, each member draws a
-        bootstrap resample of the rest and runs ``num_epochs`` epochs of
-        minibatches from a fresh permutation of it; finally the elites are the
-        members with the lowest validation loss. Transitions holding NaN or inf
-        are left out (counted in ``FitInfo.dropped_nan``).
-
-        Args:
-          key: PRNG key.
-          state: current ensemble (training continues from its params).
-          buffer: the data.
-          num_epochs: static number of epochs.
+        See :func:`mbrl_jax.models.ensemble_fit.fit_ensemble`.
         """
-        c = self.config
-        e, batch = c.ensemble_size, c.batch_size
-        data = buffer.data
-        capacity = buffer.capacity
-        self.check_shapes(data["obs"], data["action"])
-        if jnp.shape(data["next_obs"]) != jnp.shape(data["obs"]):
-            raise ValueError(
-                f"Ensemble.fit: next_obs {jnp.shape(data['next_obs'])} must have the shape "
-                f"of obs {jnp.shape(data['obs'])}"
-            )
-        x_all = jnp.concatenate([data["obs"], self.encode_action(data["action"])], axis=-1)
-        y_all = _targets(c, data)
-        in_range = jnp.arange(capacity) < buffer.size
-        finite = jnp.all(jnp.isfinite(x_all), -1) & jnp.all(jnp.isfinite(y_all), -1)
-        valid = in_range & finite
-        x_all = jnp.where(valid[:, None], x_all, 0.0)
-        y_all = jnp.where(valid[:, None], y_all, 0.0)
-        n = jnp.sum(valid)
-        normalizer = _fit_normalizer(x_all, y_all, valid)
-        x_all = (x_all - normalizer.in_mean) / normalizer.in_std
-        y_all = (y_all - normalizer.out_mean) / normalizer.out_std
-        done_all = data["done"].astype(bool)
+        from mbrl_jax.models.ensemble_fit import fit_ensemble
 
-        split_key, boot_key, epoch_key = jax.random.split(key, 3)
-        # Valid indices in random order first, invalid ones at the end.
-        order = jnp.argsort(jnp.where(valid, jax.random.uniform(split_key, (capacity,)), 2.0))
-        n_val = jnp.where(n >= 2, jnp.floor(c.holdout_ratio * n).astype(jnp.int32), 0)
-        n_train = n - n_val
-        val_index, train_index = order, jnp.roll(order, -n_val)
-        boot = train_index[jax.random.randint(boot_key, (e, capacity), 0, jnp.maximum(n_train, 1))]
-        num_batches = (n_train + batch - 1) // batch
+        return fit_ensemble(self, key, state, buffer, num_epochs)
 
-        def loss_fn(params, xb, yb, db, wb):
-            return jnp.sum(jax.vmap(self.member_loss)(params, xb, yb, db, wb))
 
-        grad_fn = jax.value_and_grad(loss_fn)
+def ensemble_model(ensemble: Ensemble, propagation: str = "tsinf", num_epochs: int = 50) -> Model:
+    """The probabilistic ensemble as a :class:`~mbrl_jax.core.types.Model`.
 
-        def epoch(carry, k):
-            params, opt_state = carry
-            shuffled = jnp.argsort(
-                jnp.where(
-                    jnp.arange(capacity) < n_train, jax.random.uniform(k, (e, capacity)), 2.0
-                ),
-                axis=1,
-            )
-            # Padding keeps every full-batch slice in range; padded slots get weight 0.
-            shuffled = jnp.concatenate([shuffled, jnp.zeros((e, batch), shuffled.dtype)], axis=1)
+    Args:
+      ensemble: the :class:`Ensemble`.
+      propagation: how a batch of particles moves (:data:`PROPAGATION_MODES`).
+      num_epochs: epochs of each ``update``.
 
-            def batch_step(b_carry):
-                params, opt_state, b, total = b_carry
-                pos = jax.lax.dynamic_slice_in_dim(shuffled, b * batch, batch, axis=1)  # [E, B]
-                weight = ((b * batch + jnp.arange(batch)) < n_train).astype(jnp.float32)
-                idx = jnp.take_along_axis(boot, pos, axis=1)
-                loss, grads = grad_fn(
-                    params,
-                    x_all[idx],
-                    y_all[idx],
-                    done_all[idx],
-                    jnp.broadcast_to(weight, (e, batch)),
-                )
-                updates, opt_state = self.optimizer.update(grads, opt_state, params)
-                return optax.apply_updates(params, updates), opt_state, b + 1, total + loss
-
-            params, opt_state, _, total = jax.lax.while_loop(
-                lambda bc: bc[2] < num_batches, batch_step, (params, opt_state, 0, 0.0)
-            )
-            return (params, opt_state), total / jnp.maximum(num_batches, 1) / e
-
-        (params, opt_state), train_loss = jax.lax.scan(
-            epoch, (state.params, state.opt_state), jax.random.split(epoch_key, num_epochs)
+    Returns:
+      ``Model`` whose ``step`` moves one observation, ``batch_step`` a batch
+      of particles by :meth:`Ensemble.step_particles` (one member per particle,
+      fast), and ``update(params, key, buffer)`` fits on a
+      :class:`~mbrl_jax.core.replay.ReplayBuffer` of
+      transitions (:meth:`Ensemble.fit`'s
+      diagnostics are dropped; call ``fit`` for them). The reward is the
+      learned one (zero without ``learn_reward``; wrap the model with
+      :func:`mbrl_jax.models.wrappers.with_task` for known functions), ``done``
+      the termination probability.
+    """
+    if propagation not in PROPAGATION_MODES:
+        raise ValueError(
+            f"ensemble_model: propagation must be one of {PROPAGATION_MODES}, got {propagation!r}"
         )
-        val_w = (jnp.arange(capacity) < n_val).astype(jnp.float32)
-        xv, yv, dv = x_all[val_index], y_all[val_index], done_all[val_index]
-        val_loss = jax.vmap(self.member_loss, in_axes=(0, None, None, None, None))(
-            params, xv, yv, dv, val_w
-        )
-        mean_v = jax.vmap(self.network.apply, in_axes=(0, None))(params, xv)[0]
-        val_mse = jnp.sum(jnp.mean((mean_v - yv) ** 2, -1) * val_w, -1) / jnp.maximum(n_val, 1)
-        # Without a hold-out set, rank members by their training loss instead.
-        val_loss = jnp.where(n_val > 0, val_loss, train_loss[-1])
-        elites = jnp.argsort(val_loss)[: c.num_elites].astype(jnp.int32)
-        info = FitInfo(
-            train_loss,
-            val_loss,
-            val_mse,
-            num_epochs * num_batches,
-            jnp.sum(in_range & ~finite).astype(jnp.int32),
-        )
-        return EnsembleState(params, opt_state, normalizer, elites), info
 
+    def step(params, key, obs, action):
+        return ensemble.step(params, key, obs, action, propagation)
 
-def _fit_normalizer(x: Array, y: Array, valid: Array) -> Normalizer:
-    w = valid.astype(jnp.float32)[:, None]
-    count = jnp.maximum(jnp.sum(w), 1.0)
+    def batch_step(params, key, obs, actions):
+        return ensemble.step_particles(params, key, obs, actions, propagation)
 
-    def moments(v):
-        mean = jnp.sum(v * w, 0) / count
-        std = jnp.sqrt(jnp.sum(((v - mean) ** 2) * w, 0) / count)
-        return mean, jnp.where(std < 1e-6, 1.0, std)
+    def update(params, key, buffer):
+        return ensemble.fit(key, params, buffer, num_epochs)[0]
 
-    in_mean, in_std = moments(x)
-    out_mean, out_std = moments(y)
-    return Normalizer(in_mean, in_std, out_mean, out_std)
+    return Model(init=ensemble.init, step=step, update=update, batch_step=batch_step)

@@ -1,5 +1,9 @@
 """Tabular models: count-based maximum likelihood, last-seen deterministic, bootstrap ensemble.
 
+Each has a factory returning a :class:`~mbrl_jax.core.types.Model`
+(:func:`count_model`, :func:`deterministic_model`, :func:`tabular_ensemble_model`)
+and exports the MDP it estimates for exact dynamic programming.
+
 All are ``flax.struct`` pytrees updated by pure functions, so they jit, vmap over
 seeds, and sit inside ``lax.scan`` carries.
 
@@ -20,7 +24,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from mbrl_jax.types import Array, Model, PRNGKey, TabularMDP, Transition
+from mbrl_jax.core.mdp import TabularMDP
+from mbrl_jax.core.types import Array, Model, PRNGKey, Transition
 
 
 # --------------------------------------------------------------------------- count model
@@ -112,6 +117,15 @@ def count_model_mdp(model: CountModel, prior_count: float = 0.0) -> TabularMDP:
     )
 
 
+def _sample_outcome(key, row, reward_sum, terminal_seen, state):
+    """Next state drawn in proportion to ``row [S]`` counts (self-loop if empty)."""
+    n = jnp.sum(row)
+    logits = jnp.where(row > 0, jnp.log(jnp.maximum(row, 1e-30)), -jnp.inf)
+    sampled = jax.random.categorical(key, jnp.where(n > 0, logits, 0.0))
+    next_state = jnp.where(n > 0, sampled, state).astype(jnp.int32)
+    return next_state, reward_sum / jnp.maximum(n, 1.0), terminal_seen[next_state]
+
+
 def count_model_step(
     model: CountModel, key: PRNGKey, state: Array, action: Array
 ) -> tuple[Array, Array, Array]:
@@ -120,21 +134,26 @@ def count_model_step(
     The next state is drawn in proportion to the counts (self-loop if unseen);
     the reward is the mean observed reward; ``done`` is ``terminal_seen[next_state]``.
     """
-    row = model.counts[state, action]
-    n = jnp.sum(row)
-    logits = jnp.where(row > 0, jnp.log(jnp.maximum(row, 1e-30)), -jnp.inf)
-    sampled = jax.random.categorical(key, jnp.where(n > 0, logits, 0.0))
-    next_state = jnp.where(n > 0, sampled, state).astype(jnp.int32)
-    reward = model.reward_sum[state, action] / jnp.maximum(n, 1.0)
-    return next_state, reward, model.terminal_seen[next_state]
+    return _sample_outcome(
+        key,
+        model.counts[state, action],
+        model.reward_sum[state, action],
+        model.terminal_seen,
+        state,
+    )
 
 
 def count_model(num_states: int, num_actions: int) -> Model:
-    """The count model as a :class:`mbrl_jax.types.Model` bundle (``update`` ignores its key)."""
+    """The count model as a :class:`~mbrl_jax.core.types.Model`.
+
+    ``update(params, key, transition)`` counts one transition or a batch
+    (``key`` unused); ``step`` samples the next state from the counts.
+    Export its MDP for dynamic programming with :func:`count_model_mdp`.
+    """
     return Model(
         init=lambda key: count_model_init(num_states, num_actions),
-        update=lambda params, key, transition: count_model_update(params, transition),
         step=count_model_step,
+        update=lambda params, key, transition: count_model_update(params, transition),
     )
 
 
@@ -143,30 +162,18 @@ def count_model(num_states: int, num_actions: int) -> Model:
 class DeterministicModel:
     """Last observed outcome of each pair, as Dyna-Q keeps it.
 
-    Visited pairs and states are also kept in append-only lists, so sampling a
-    visited pair is one ``randint`` and one gather (``O(1)``), not a scan over
-    ``S x A``.
+    Unvisited pairs map to themselves with reward 0 ("nothing is known to
+    happen"), which is also Dyna-Q+'s model of untried actions.
 
     Attributes:
       next_state: ``[S, A]`` int32 last observed next state.
       reward: ``[S, A]`` float32 last observed reward.
       done: ``[S, A]`` bool last observed termination.
-      visited: ``[S, A]`` bool.
-      pair_list: ``[S * A]`` int32 flat indices ``s * A + a`` of visited pairs,
-        in order of first visit; entries past ``num_pairs`` are unused.
-      num_pairs: ``[]`` int32.
-      state_list: ``[S]`` int32 visited states in order of first visit.
-      num_states_visited: ``[]`` int32.
     """
 
     next_state: Array
     reward: Array
     done: Array
-    visited: Array
-    pair_list: Array
-    num_pairs: Array
-    state_list: Array
-    num_states_visited: Array
 
     @property
     def num_states(self) -> int:
@@ -188,58 +195,19 @@ def deterministic_model_init(num_states: int, num_actions: int) -> Deterministic
         next_state=jnp.broadcast_to(states[:, None], (num_states, num_actions)),
         reward=jnp.zeros((num_states, num_actions), jnp.float32),
         done=jnp.zeros((num_states, num_actions), bool),
-        visited=jnp.zeros((num_states, num_actions), bool),
-        pair_list=jnp.zeros((num_states * num_actions,), jnp.int32),
-        num_pairs=jnp.int32(0),
-        state_list=jnp.zeros((num_states,), jnp.int32),
-        num_states_visited=jnp.int32(0),
     )
 
 
 def deterministic_model_update(
     model: DeterministicModel, transition: Transition
 ) -> DeterministicModel:
-    """Records one transition (unbatched; ``lax.scan`` over a batch)."""
+    """Records one transition or a batch (the last of repeated pairs wins)."""
     s, a = transition.state, transition.action
-    num_actions = model.num_actions
-    new_pair = ~model.visited[s, a]
-    new_state = ~jnp.any(model.visited[s])
-    # The slot at num_pairs lies past the end of the list; writing into it when the
-    # pair is not new keeps its old value, so no branch is needed.
-    pair_slot = jnp.minimum(model.num_pairs, model.pair_list.shape[0] - 1)
-    pair_list = model.pair_list.at[pair_slot].set(
-        jnp.where(new_pair, s * num_actions + a, model.pair_list[pair_slot])
-    )
-    state_slot = jnp.minimum(model.num_states_visited, model.num_states - 1)
-    state_list = model.state_list.at[state_slot].set(
-        jnp.where(new_state, s, model.state_list[state_slot])
-    )
     return DeterministicModel(
         next_state=model.next_state.at[s, a].set(jnp.asarray(transition.next_state, jnp.int32)),
         reward=model.reward.at[s, a].set(jnp.asarray(transition.reward, jnp.float32)),
         done=model.done.at[s, a].set(jnp.asarray(transition.done, bool)),
-        visited=model.visited.at[s, a].set(True),
-        pair_list=pair_list,
-        num_pairs=model.num_pairs + new_pair.astype(jnp.int32),
-        state_list=state_list,
-        num_states_visited=model.num_states_visited + new_state.astype(jnp.int32),
     )
-
-
-def sample_visited_pair(model: DeterministicModel, key: PRNGKey) -> tuple[Array, Array]:
-    """Uniformly samples a visited pair in ``O(1)``; returns ``(state, action)``.
-
-    With no visited pair it returns ``(0, 0)``; callers mask that case.
-    """
-    i = jax.random.randint(key, (), 0, jnp.maximum(model.num_pairs, 1))
-    flat = model.pair_list[i]
-    return flat // model.num_actions, flat % model.num_actions
-
-
-def sample_visited_state(model: DeterministicModel, key: PRNGKey) -> Array:
-    """Uniformly samples a visited state in ``O(1)``."""
-    i = jax.random.randint(key, (), 0, jnp.maximum(model.num_states_visited, 1))
-    return model.state_list[i]
 
 
 def deterministic_model_step(
@@ -250,12 +218,29 @@ def deterministic_model_step(
     return model.next_state[state, action], model.reward[state, action], model.done[state, action]
 
 
+def deterministic_model_mdp(model: DeterministicModel) -> TabularMDP:
+    """The model as a dense :class:`TabularMDP` (deterministic rows).
+
+    A state is terminal once some recorded transition into it terminated.
+    """
+    num_states = model.num_states
+    transition = jax.nn.one_hot(model.next_state, num_states, dtype=jnp.float32)
+    terminal = jnp.zeros((num_states,), bool).at[model.next_state].max(model.done)
+    return TabularMDP(
+        transition=transition, reward=model.reward, terminal=terminal, start=jnp.int32(0)
+    )
+
+
 def deterministic_model(num_states: int, num_actions: int) -> Model:
-    """The last-seen model as a :class:`mbrl_jax.types.Model` bundle (one transition per update)."""
+    """The last-seen model as a :class:`~mbrl_jax.core.types.Model`.
+
+    ``update(params, key, transition)`` records one transition or a batch
+    (``key`` unused); ``step`` is deterministic.
+    """
     return Model(
         init=lambda key: deterministic_model_init(num_states, num_actions),
-        update=lambda params, key, transition: deterministic_model_update(params, transition),
         step=deterministic_model_step,
+        update=lambda params, key, transition: deterministic_model_update(params, transition),
     )
 
 
@@ -302,3 +287,33 @@ def ensemble_stats(ensemble: CountModel, prior_count: float = 0.0) -> dict[str, 
         "reward_mean": jnp.mean(mdps.reward, axis=0),
         "reward_std": jnp.std(mdps.reward, axis=0),
     }
+
+
+def tabular_ensemble_step(
+    ensemble: CountModel, key: PRNGKey, state: Array, action: Array
+) -> tuple[Array, Array, Array]:
+    """Steps one state through a uniformly drawn member's counts."""
+    member_key, step_key = jax.random.split(key)
+    m = jax.random.randint(member_key, (), 0, ensemble.counts.shape[0])
+    return _sample_outcome(
+        step_key,
+        ensemble.counts[m, state, action],
+        ensemble.reward_sum[m, state, action],
+        ensemble.terminal_seen[m],
+        state,
+    )
+
+
+def tabular_ensemble_model(num_members: int, num_states: int, num_actions: int) -> Model:
+    """The bootstrap count ensemble as a :class:`~mbrl_jax.core.types.Model`.
+
+    ``update(params, key, transition)`` is the online Poisson bootstrap
+    (:func:`ensemble_update`); ``step`` draws a member uniformly for each call
+    (Thompson-style) and samples from its counts. :func:`ensemble_mdps`
+    exports every member's MDP.
+    """
+    return Model(
+        init=lambda key: ensemble_init(num_members, num_states, num_actions),
+        step=tabular_ensemble_step,
+        update=ensemble_update,
+    )

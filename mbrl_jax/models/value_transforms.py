@@ -13,7 +13,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from mbrl_jax.types import Array
+from mbrl_jax.core.types import Array
 
 EPS = 1e-3
 

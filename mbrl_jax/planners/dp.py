@@ -17,7 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mbrl_jax.types import AnyMDP, Array, TabularMDP, densify, expected_next_value, validate_mdp
+from mbrl_jax.core.mdp import AnyMDP, SparseTabularMDP, TabularMDP, densify, validate_mdp
+from mbrl_jax.core.types import Array
 
 
 class ValueIterationResult(NamedTuple):
@@ -37,6 +38,21 @@ class ValueIterationResult(NamedTuple):
     policy: Array
     iterations: Array
     residual: Array
+
+
+def expected_next_value(mdp: AnyMDP, values: Array) -> Array:
+    """``sum_s' P(s' | s, a) V(s')`` for every pair.
+
+    Args:
+      mdp: dense or sparse MDP (unbatched).
+      values: ``[S]`` state values.
+
+    Returns:
+      ``[S, A]`` expected next-state values.
+    """
+    if isinstance(mdp, SparseTabularMDP):
+        return jnp.sum(mdp.prob * values[mdp.next_state], axis=-1)
+    return jnp.einsum("sat,t->sa", mdp.transition, values)
 
 
 def check_discount(discount) -> None:

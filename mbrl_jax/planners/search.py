@@ -1,23 +1,24 @@
 """Batched tree search through mctx with any model: Gumbel MuZero, PUCT, classic UCB1 MCTS.
 
-:func:`make_search` turns a model step function and an evaluation function
-into an mctx ``recurrent_fn`` and root, and returns
-``search(params, key, states) -> SearchResult`` for a batch of ``B`` roots in
-one compiled call:
+:func:`make_search` turns a :class:`~mbrl_jax.core.types.Model` and an
+evaluation function into an mctx ``recurrent_fn`` and root, and returns
+``search(model_params, eval_params, key, states) -> SearchResult`` for a batch
+of ``B`` roots in one compiled call:
 
-* ``model_step(params, key, state, action) -> (next_state, reward, done)`` steps
-  one state (a pytree: a gymnax env state, a tabular state index, a latent
-  vector); it is vmapped over the roots. The environment itself
-  (:func:`mbrl_jax.models.true_env.env_model_step`, AlphaZero), a tabular
-  model or a learned latent dynamics network (MuZero) all fit.
-* ``evaluate(params, key, states) -> (prior_logits [B, A], value [B])``
+* the model steps the states of the tree (any pytree: a gymnax env state, a
+  tabular state index, an observation vector, a latent vector) through its
+  batched step. The environment itself (:func:`mbrl_jax.models.env_model`,
+  AlphaZero), a tabular model, the neural ensemble or a learned latent
+  dynamics network (MuZero) all fit.
+* ``evaluate(eval_params, key, states) -> (prior_logits [B, A], value [B])``
   evaluates a batch of states: a policy/value network, or
   :func:`rollout_evaluator` (uniform prior and the mean return of random
-  rollouts through the model, classic MCTS).
+  rollouts through a model, classic MCTS). Model and evaluator keep their own
+  params.
 
 Transitions with ``done`` get discount 0, so the search does not add value
 from beyond a terminal state, and the value of a terminal node is 0.
-``action_mask(params, state) -> [A] bool`` (valid actions) optionally masks
+``action_mask(model_params, state) -> [A] bool`` (valid actions) optionally masks
 actions at the root (``invalid_actions``) and, through the prior, inside the
 tree.
 
@@ -49,7 +50,9 @@ import jax
 import jax.numpy as jnp
 import mctx
 
-from mbrl_jax.types import Array, PRNGKey
+from mbrl_jax.core.rollout import rollout
+from mbrl_jax.core.types import Array, Model, PRNGKey, batch_step
+from mbrl_jax.core.validation import check_choice, check_range
 
 POLICIES = ("gumbel", "muzero", "ucb1")
 
@@ -84,28 +87,16 @@ class SearchConfig:
     ucb_c: float = 1.4142135
 
     def __post_init__(self):
-        if self.num_simulations < 1:
-            raise ValueError(
-                f"SearchConfig.num_simulations must be >= 1, got {self.num_simulations}"
-            )
-        if self.policy not in POLICIES:
-            raise ValueError(f"SearchConfig.policy must be one of {POLICIES}, got {self.policy!r}")
-        if not 0.0 <= self.discount <= 1.0:
-            raise ValueError(f"SearchConfig.discount must be in [0, 1], got {self.discount}")
-        if self.max_depth is not None and self.max_depth < 1:
-            raise ValueError(f"SearchConfig.max_depth must be >= 1 or None, got {self.max_depth}")
-        if self.max_num_considered_actions < 1:
-            raise ValueError(
-                "SearchConfig.max_num_considered_actions must be >= 1, got "
-                f"{self.max_num_considered_actions}"
-            )
-        if not 0.0 <= self.dirichlet_fraction <= 1.0:
-            raise ValueError(
-                f"SearchConfig.dirichlet_fraction must be in [0, 1], got {self.dirichlet_fraction}"
-            )
-        for name in ("dirichlet_alpha", "temperature", "ucb_c", "pb_c_base"):
-            if not getattr(self, name) > 0.0:
-                raise ValueError(f"SearchConfig.{name} must be > 0, got {getattr(self, name)}")
+        check_range(self, "num_simulations", low=1)
+        check_choice(self, "policy", POLICIES)
+        check_range(self, "discount", low=0.0, high=1.0)
+        if self.max_depth is not None:
+            check_range(self, "max_depth", low=1)
+        check_range(self, "max_num_considered_actions", low=1)
+        check_range(self, "gumbel_scale", low=0.0)
+        check_range(self, "dirichlet_fraction", low=0.0, high=1.0)
+        for name in ("dirichlet_alpha", "temperature", "ucb_c", "pb_c_base", "pb_c_init"):
+            check_range(self, name, low=0.0, low_open=True)
 
     def noiseless(self) -> SearchConfig:
         """The same search without root noise (for evaluation): no Gumbel or Dirichlet
@@ -133,7 +124,7 @@ class SearchResult(NamedTuple):
 
 
 def rollout_evaluator(
-    model_step: Callable,
+    model: Model,
     num_actions: int,
     num_rollouts: int = 16,
     depth: int = 50,
@@ -142,38 +133,31 @@ def rollout_evaluator(
     """Classic MCTS leaf evaluation: uniform prior, value = mean return of random rollouts.
 
     ``num_rollouts`` rollouts of ``depth`` uniformly random actions start from
-    each state; all ``B x num_rollouts`` of them advance together, one batched
-    model step per depth step (``lax.scan``). A rollout stops adding reward
-    after its first ``done``.
+    each state, all ``B x num_rollouts`` of them in one
+    :func:`~mbrl_jax.core.rollout.rollout` through ``model``. A rollout stops
+    adding reward after its first ``done``.
 
     Returns:
-      ``evaluate(params, key, states [B]) -> (zeros [B, A], value [B])``.
+      ``evaluate(model_params, key, states [B]) -> (zeros [B, A], value [B])``.
     """
     if num_rollouts < 1 or depth < 1:
         raise ValueError(
             f"rollout_evaluator: num_rollouts and depth must be >= 1, got {num_rollouts}, {depth}"
         )
-    step = jax.vmap(model_step, in_axes=(None, 0, 0, 0))
 
     def evaluate(params, key, states):
         batch = jax.tree.leaves(states)[0].shape[0]
         n = batch * num_rollouts
         particles = jax.tree.map(lambda x: jnp.repeat(x, num_rollouts, axis=0), states)
 
-        def body(carry, step_key):
-            particles, alive, ret, scale = carry
-            action_key, model_key = jax.random.split(step_key)
-            actions = jax.random.randint(action_key, (n,), 0, num_actions)
-            particles, reward, done = step(
-                params, jax.random.split(model_key, n), particles, actions
-            )
-            ret = ret + alive * scale * reward
-            alive = alive * (1.0 - jnp.asarray(done, jnp.float32))
-            return (particles, alive, ret, scale * discount), None
+        def random_policy(key, states, t):
+            return jax.random.randint(key, (n,), 0, num_actions)
 
-        init = (particles, jnp.ones(n), jnp.zeros(n), jnp.float32(1.0))
-        (_, _, ret, _), _ = jax.lax.scan(body, init, jax.random.split(key, depth))
-        return jnp.zeros((batch, num_actions)), ret.reshape(batch, num_rollouts).mean(-1)
+        result = rollout(
+            model, random_policy, params, key, particles, depth, discount, keep_trajectory=False
+        )
+        value = result.discounted_return.reshape(batch, num_rollouts).mean(-1)
+        return jnp.zeros((batch, num_actions)), value
 
     return evaluate
 
@@ -197,35 +181,35 @@ def _ucb1_selection(c: float):
 
 def make_search(
     config: SearchConfig,
-    model_step: Callable,
+    model: Model,
     evaluate: Callable,
     num_actions: int,
     action_mask: Callable | None = None,
-) -> Callable[[Any, PRNGKey, Any], SearchResult]:
-    """Builds ``search(params, key, states) -> SearchResult`` over a batch of roots.
+) -> Callable[[Any, Any, PRNGKey, Any], SearchResult]:
+    """Builds ``search(model_params, eval_params, key, states) -> SearchResult``.
 
     Args:
       config: :class:`SearchConfig`.
-      model_step: ``(params, key, state, action) -> (next_state, reward, done)``
-        for one state; ``done`` a bool or a termination probability.
-      evaluate: ``(params, key, states [B]) -> (prior_logits [B, A], value [B])``.
+      model: any :class:`~mbrl_jax.core.types.Model` with ``num_actions``
+        discrete actions; ``done`` a bool or a termination probability.
+      evaluate: ``(eval_params, key, states [B]) -> (prior_logits [B, A], value [B])``.
       num_actions: ``A``; must match ``evaluate``'s logits (checked when traced).
-      action_mask: optional ``(params, state) -> [A] bool`` valid actions.
+      action_mask: optional ``(model_params, state) -> [A] bool`` valid actions.
 
     Returns:
-      ``search(params, key, states)``; ``params`` is passed to ``model_step``,
-      ``evaluate`` and ``action_mask``; ``states`` is a pytree with a leading
-      ``[B]`` axis. Jit it (or the function that calls it).
+      ``search(model_params, eval_params, key, states)`` over a batch of roots:
+      ``states`` is a pytree with a leading ``[B]`` axis. Jit it (or the
+      function that calls it).
 
     Raises:
       ValueError: ``num_actions < 2``; at trace time, ``evaluate`` returning
-        shapes other than ``[B, A]`` and ``[B]``, or ``model_step`` returning a
+        shapes other than ``[B, A]`` and ``[B]``, or the model returning a
         reward or done that is not a scalar per state.
     """
     if num_actions < 2:
         raise ValueError(f"make_search: num_actions must be >= 2, got {num_actions}")
     c = config
-    step = jax.vmap(model_step, in_axes=(None, 0, 0, 0))
+    step = batch_step(model)
     mask_fn = None if action_mask is None else jax.vmap(action_mask, in_axes=(None, 0))
 
     def checked_evaluate(params, key, states, batch):
@@ -244,33 +228,33 @@ def make_search(
         return jnp.where(mask_fn(params, states), logits, -1e9)
 
     def recurrent_fn(params, key, action, embedding):
+        model_params, eval_params = params
         batch = action.shape[0]
         step_key, eval_key = jax.random.split(key)
-        next_states, reward, done = step(
-            params, jax.random.split(step_key, batch), embedding, action
-        )
+        next_states, reward, done = step(model_params, step_key, embedding, action)
         if jnp.shape(reward) != (batch,) or jnp.shape(done) != (batch,):
             raise ValueError(
-                "make_search: model_step must return a scalar reward and done per state, got "
+                "make_search: the model must return a scalar reward and done per state, got "
                 f"shapes {jnp.shape(reward)[1:]} and {jnp.shape(done)[1:]}"
             )
-        logits, value = checked_evaluate(params, eval_key, next_states, batch)
+        logits, value = checked_evaluate(eval_params, eval_key, next_states, batch)
         alive = 1.0 - jnp.asarray(done, jnp.float32)
         out = mctx.RecurrentFnOutput(
             reward=jnp.asarray(reward, jnp.float32),
             discount=c.discount * alive,
-            prior_logits=masked(params, next_states, logits),
+            prior_logits=masked(model_params, next_states, logits),
             value=value * alive,
         )
         return out, next_states
 
-    def search(params, key: PRNGKey, states) -> SearchResult:
+    def search(model_params, eval_params, key: PRNGKey, states) -> SearchResult:
         batch = jax.tree.leaves(states)[0].shape[0]
         root_key, search_key = jax.random.split(key)
-        logits, value = checked_evaluate(params, root_key, states, batch)
+        logits, value = checked_evaluate(eval_params, root_key, states, batch)
+        params = (model_params, eval_params)
         invalid = None
         if mask_fn is not None:
-            valid = mask_fn(params, states)
+            valid = mask_fn(model_params, states)
             logits = jnp.where(valid, logits, -1e9)
             invalid = (~valid).astype(jnp.float32)
         root = mctx.RootFnOutput(prior_logits=logits, value=value, embedding=states)

@@ -1,24 +1,20 @@
 """Trajectory optimisation for MPC: random shooting, CEM, MPPI and iCEM.
 
-``make_planner(config, batch_step, action_spec, reward_fn, termination_fn)``
-returns ``Planner(init, plan)``. The planner is model-agnostic: ``batch_step``
-steps a batch of model states,
-``batch_step(params, key, states [N, ...], actions [N, ...])`` returning
-``(next [N, ...], reward [N], done [N])``
-(``done`` a bool or a termination probability). Wrap a single-state model
-``step(params, key, state, action)`` with :func:`batched`, or use
-:meth:`mbrl_jax.models.ensemble.Ensemble.step_particles` for PETS propagation.
-Rewards and terminations come from the model or from ``reward_fn(obs, action,
-next_obs)`` / ``termination_fn(next_obs)`` when given.
+``make_planner(config, model, action_spec)`` returns ``Planner(init, plan)``
+for any :class:`~mbrl_jax.core.types.Model`: candidates are evaluated by
+:func:`mbrl_jax.core.rollout.rollout` through the model's batched step (the
+neural ensemble's particle propagation, or ``step`` vmapped). Rewards and
+terminations are the model's; wrap it with
+:func:`mbrl_jax.models.wrappers.with_task` for known ones.
 
 Every candidate sequence is rolled out by ``num_particles`` particles; all
 ``population x particles`` rollouts advance together in one batched step per
-horizon step (``lax.scan`` over the horizon), and the optimiser's iterations
-are a ``lax.scan`` too. The objective of a sequence is the mean return over its
+horizon step (one rollout ``lax.scan`` over the horizon), and the optimiser's
+iterations are a ``lax.scan`` too. The objective of a sequence is the mean return over its
 particles minus ``beta`` times their standard deviation (``beta < 0`` is
 optimistic). The solution is shifted by one step to warm-start the next call.
 
-Shape letters: P population, K particles, H horizon, A action size.
+Shape letters: P population, K particles per candidate, H horizon, A action size.
 """
 
 from __future__ import annotations
@@ -32,7 +28,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from mbrl_jax.types import Array, PRNGKey
+from mbrl_jax.core.rollout import rollout
+from mbrl_jax.core.types import Array, Model, PRNGKey
+from mbrl_jax.core.validation import check_choice, check_float, check_range
 
 METHODS = ("random", "cem", "mppi", "icem")
 
@@ -119,26 +117,21 @@ class MPCConfig:
     return_mean_elites: bool = False
 
     def __post_init__(self):
-        if self.method not in METHODS:
-            raise ValueError(f"MPCConfig.method must be one of {METHODS}, got {self.method!r}")
+        check_choice(self, "method", METHODS)
         for name in ("horizon", "population", "num_iterations", "num_elites", "num_particles"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"MPCConfig.{name} must be >= 1, got {getattr(self, name)}")
+            check_range(self, name, low=1)
         if self.population < self.num_elites:
             raise ValueError(
                 f"MPCConfig.population ({self.population}) must be >= "
                 f"num_elites ({self.num_elites})"
             )
-        if not 0.0 <= self.alpha < 1.0:
-            raise ValueError(f"MPCConfig.alpha must be in [0, 1), got {self.alpha}")
-        if not self.init_std > 0.0:
-            raise ValueError(f"MPCConfig.init_std must be > 0, got {self.init_std}")
-        if not 0.0 <= self.discount <= 1.0:
-            raise ValueError(f"MPCConfig.discount must be in [0, 1], got {self.discount}")
-        if not self.temperature > 0.0:
-            raise ValueError(f"MPCConfig.temperature must be > 0, got {self.temperature}")
-        if not 0.0 <= self.keep_elites <= 1.0:
-            raise ValueError(f"MPCConfig.keep_elites must be in [0, 1], got {self.keep_elites}")
+        check_range(self, "alpha", low=0.0, high=1.0, high_open=True)
+        check_range(self, "init_std", low=0.0, low_open=True)
+        check_float(self, "beta")
+        check_range(self, "discount", low=0.0, high=1.0)
+        check_range(self, "temperature", low=0.0, low_open=True)
+        check_range(self, "noise_exponent", low=0.0, high=10.0)
+        check_range(self, "keep_elites", low=0.0, high=1.0)
 
 
 @struct.dataclass
@@ -180,18 +173,6 @@ class Planner(NamedTuple):
     plan: Callable[[Any, PRNGKey, Any, PlannerState], tuple[PlanResult, PlannerState]]
 
 
-def batched(step: Callable) -> Callable:
-    """Turns ``step(params, key, state, action)`` into a batch step over ``[N]`` states."""
-
-    def batch_step(params, key, states, actions):
-        n = jax.tree.leaves(actions)[0].shape[0]
-        return jax.vmap(step, in_axes=(None, 0, 0, 0))(
-            params, jax.random.split(key, n), states, actions
-        )
-
-    return batch_step
-
-
 def colored_noise(key: PRNGKey, exponent: float, shape: tuple[int, ...], horizon: int) -> Array:
     """Gaussian noise ``[*shape, horizon]`` with power spectrum ``~ 1 / f^exponent``.
 
@@ -215,10 +196,8 @@ def colored_noise(key: PRNGKey, exponent: float, shape: tuple[int, ...], horizon
 
 def make_planner(
     config: MPCConfig,
-    batch_step: Callable,
+    model: Model,
     action_spec: ActionSpec,
-    reward_fn: Callable | None = None,
-    termination_fn: Callable | None = None,
     particle_init: Callable | None = None,
     terminal_value_fn: Callable | None = None,
 ) -> Planner:
@@ -226,11 +205,9 @@ def make_planner(
 
     Args:
       config: :class:`MPCConfig`.
-      batch_step: ``(params, key, states [N], actions [N]) -> (next, reward, done)``.
+      model: any :class:`~mbrl_jax.core.types.Model` whose actions match
+        ``action_spec``; ``plan``'s ``params`` are its params.
       action_spec: :class:`ActionSpec`.
-      reward_fn: optional ``reward_fn(obs, action, next_obs) -> [N]`` replacing the
-        model's reward (states must then be observation arrays).
-      termination_fn: optional ``termination_fn(next_obs) -> [N]`` bool.
       particle_init: optional ``(state, n) -> states [n]``; default broadcasts the
         start state (a pytree) ``n`` times.
       terminal_value_fn: optional ``(states [N]) -> [N]`` value of the state a
@@ -265,24 +242,21 @@ def make_planner(
         num = actions.shape[0]
         states = particle_init(start, num * k)
         flat = jnp.repeat(actions, k, axis=0)  # particle j of candidate i at i * K + j
-
-        def body(carry, inputs):
-            states, alive, total = carry
-            step_key, t = inputs
-            a_t = flat[:, t]
-            next_states, reward, done = batch_step(params, step_key, states, a_t)
-            if reward_fn is not None:
-                reward = reward_fn(states, a_t, next_states)
-            done = termination_fn(next_states) if termination_fn is not None else done > 0.5
-            total = total + alive * (c.discount**t) * reward
-            return (next_states, alive * (1.0 - done.astype(jnp.float32)), total), None
-
-        init = (states, jnp.ones(num * k), jnp.zeros(num * k))
-        (last, alive, total), _ = jax.lax.scan(
-            body, init, (jax.random.split(key, h), jnp.arange(h))
+        result = rollout(
+            model,
+            lambda key, states, t: flat[:, t],
+            params,
+            key,
+            states,
+            h,
+            discount=c.discount,
+            keep_trajectory=False,
         )
+        total = result.discounted_return
         if terminal_value_fn is not None:
-            total = total + alive * (c.discount**h) * terminal_value_fn(last)
+            total = total + result.final_alive * (c.discount**h) * terminal_value_fn(
+                result.final_state
+            )
         returns = total.reshape(num, k)
         mean, std = returns.mean(-1), returns.std(-1)
         return mean - c.beta * std, std

@@ -5,7 +5,7 @@ import pytest
 
 from mbrl_jax import envs
 from mbrl_jax.envs import layouts
-from tests.reference_maze import ReferenceMaze
+from tests.envs.reference_maze import ReferenceMaze
 
 CASES = {
     "DynaMaze": (layouts.DYNA_MAZE, None, None, 0.0, {}),
@@ -117,7 +117,7 @@ def test_to_tabular_agrees_with_step():
     )
     sparse = envs.to_tabular(env, params, sparse=True)
     assert sparse.next_state.shape == (54, 4, 5)
-    from mbrl_jax.types import densify
+    from mbrl_jax.core.mdp import densify
 
     np.testing.assert_array_equal(
         np.asarray(densify(sparse).transition), np.asarray(mdp.transition)

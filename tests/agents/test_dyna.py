@@ -5,33 +5,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mbrl_jax import envs, metrics
+from mbrl_jax import envs
 from mbrl_jax.agents import dyna_q
 from mbrl_jax.agents import prioritized_sweeping as ps
 from mbrl_jax.agents.tabular import HyperParams
-from mbrl_jax.planners.dyna import q_learning_update
-from mbrl_jax.random import hashed_index
+from mbrl_jax.core import returns as stats
 
 SEEDS = jax.random.split(jax.random.key(2026), 30)
-
-
-def test_q_learning_update_matches_hand_computed_targets():
-    q = jnp.array([[0.0, 1.0], [2.0, 4.0], [0.5, 0.0]])
-    # r + gamma * max Q(s') = 1 + 0.9 * 4 = 4.6; Q(0, 1) = 1 + 0.5 * (4.6 - 1) = 2.8
-    out = q_learning_update(q, 0, 1, 1.0, 1, jnp.bool_(False), 0.5, 0.9)
-    assert float(out[0, 1]) == pytest.approx(2.8)
-    assert float(jnp.sum(jnp.abs(out - q))) == pytest.approx(1.8)
-    # Terminal: no bootstrap. Q(2, 0) = 0.5 + 0.1 * (1 - 0.5) = 0.55
-    out = q_learning_update(q, 2, 0, 1.0, 1, jnp.bool_(True), 0.1, 0.9)
-    assert float(out[2, 0]) == pytest.approx(0.55)
-
-
-def test_hashed_index_is_uniform():
-    counts = np.bincount(
-        np.asarray(hashed_index(jnp.uint32(12345), jnp.arange(70_000, dtype=jnp.uint32), 7)),
-        minlength=7,
-    )
-    np.testing.assert_allclose(counts / 70_000, 1 / 7, atol=0.006)
 
 
 def run(module, env_name, seeds=SEEDS, **config):
@@ -41,7 +21,7 @@ def run(module, env_name, seeds=SEEDS, **config):
 
 
 def episodes_to_near_optimal(out, episodes=50, threshold=18.0):
-    lengths, valid = jax.vmap(lambda d: metrics.episode_lengths(d, episodes))(out.metrics.done)
+    lengths, valid = jax.vmap(lambda d: stats.episode_lengths(d, episodes))(out.metrics.done)
     assert bool(jnp.all(valid)), "every seed should finish the episodes"
     mean = np.asarray(lengths.mean(0))
     return int(np.argmax(mean <= threshold)) if np.any(mean <= threshold) else episodes, mean
@@ -90,7 +70,7 @@ def test_dyna_q_plus_beats_dyna_q_after_the_change(env_name, steps, change, n, k
             kappa=k,
             planning=planning,
         )
-        cum = np.asarray(metrics.cumulative_reward(out.metrics.reward)).mean(0)
+        cum = np.asarray(stats.cumulative_reward(out.metrics.reward)).mean(0)
         after[k] = cum[-1] - cum[change - 1]
     assert after[kappa] > 1.2 * after[0.0]
 
@@ -112,7 +92,7 @@ def test_prioritized_sweeping_needs_fewer_updates():
         # Optimal as in the usual reproduction of Example 8.4: within 20% of the
         # shortest path (14 steps), so <= 16 steps.
         return np.asarray(
-            metrics.updates_until_path_within(out.greedy_path_length, out.metrics.q_updates, 10, 16)
+            stats.updates_until_path_within(out.greedy_path_length, out.metrics.q_updates, 10, 16)
         )
 
     dyna = updates_to_optimal(dyna_q)
@@ -161,8 +141,8 @@ def test_output_shapes_and_episode_helpers():
     out = run(dyna_q, "GridWorld-5x5", seeds=SEEDS[:2], num_steps=300, planning_steps=2)
     assert out.metrics.reward.shape == (2, 300) and out.metrics.done.shape == (2, 300)
     assert out.model.next_state.shape == (2, 25, 4)
-    lengths, valid = metrics.episode_lengths(out.metrics.done[0], 100)
-    returns, _ = metrics.episode_returns(out.metrics.reward[0], out.metrics.done[0], 100)
+    lengths, valid = stats.episode_lengths(out.metrics.done[0], 100)
+    returns, _ = stats.episode_returns(out.metrics.reward[0], out.metrics.done[0], 100)
     n = int(out.metrics.done[0].sum())
     assert int(valid.sum()) == n and int(lengths[:n].sum()) <= 300
     lengths, returns = np.asarray(lengths[:n]), np.asarray(returns[:n])
@@ -170,17 +150,6 @@ def test_output_shapes_and_episode_helpers():
     reached = lengths < 100
     np.testing.assert_allclose(returns[reached], 1.0 - 0.01 * (lengths[reached] - 1), atol=1e-5)
     np.testing.assert_allclose(returns[~reached], -0.01 * lengths[~reached], atol=1e-5)
-
-
-def test_episode_helpers_by_hand():
-    done = jnp.array([0, 0, 1, 0, 1, 0, 0], bool)
-    reward = jnp.array([0, 0, 1, 0, 2, 5, 0], jnp.float32)
-    lengths, valid = metrics.episode_lengths(done, 4)
-    assert list(np.asarray(lengths)) == [3, 2, 0, 0] and list(np.asarray(valid)) == [1, 1, 0, 0]
-    returns, _ = metrics.episode_returns(reward, done, 4)
-    assert list(np.asarray(returns)) == [1, 2, 0, 0]
-    assert int(metrics.first_step_where(jnp.array([0, 0, 1, 1], bool))) == 2
-    assert int(metrics.first_step_where(jnp.zeros(4, bool))) == 4
 
 
 @pytest.mark.parametrize("module", [dyna_q, ps])
@@ -237,11 +206,3 @@ def test_config_is_frozen():
     config = dyna_q.Config()
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.epsilon = 0.5
-
-
-def test_updates_until_path_within_by_hand():
-    paths = jnp.array([[-1, 20, 15, 14], [-1, -1, -1, 30]])
-    q_updates = jnp.ones((2, 8), jnp.int32) * jnp.array([[1], [2]])
-    out = metrics.updates_until_path_within(paths, q_updates, interval=2, max_length=16)
-    # Seed 0 first gets within 16 at the third evaluation (after 6 steps of 1 update).
-    assert float(out[0]) == 6.0 and np.isinf(float(out[1]))

@@ -1,26 +1,8 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from mbrl_jax import envs
-from mbrl_jax.replay import buffer_add, buffer_init, buffer_sample
-
-
-def test_buffer_add_mask_wraparound_and_sample():
-    buf = buffer_init({"x": jnp.zeros(2), "i": jnp.int32(0)}, capacity=5)
-    batch = {"x": jnp.arange(8.0).reshape(4, 2), "i": jnp.arange(4)}
-    buf = jax.jit(buffer_add)(buf, batch, jnp.array([True, False, True, True]))
-    assert int(buf.size) == 3 and int(buf.position) == 3
-    assert list(np.asarray(buf.data["i"][:3])) == [0, 2, 3]
-    buf = buffer_add(buf, {"x": jnp.zeros((4, 2)), "i": jnp.arange(10, 14)})
-    assert int(buf.size) == 5 and int(buf.position) == 2
-    # Slots 3, 4, 0, 1 take 10, 11, 12, 13; slot 2 keeps the oldest survivor.
-    assert list(np.asarray(buf.data["i"])) == [12, 13, 3, 10, 11]
-    sample = buffer_sample(buf, jax.random.key(0), 1000)
-    assert set(np.unique(np.asarray(sample["i"]))) <= {3, 10, 11, 12, 13}
-    with pytest.raises(ValueError, match="capacity"):
-        buffer_init({"x": jnp.zeros(1)}, 0)
 
 
 def test_continuous_cartpole_matches_gymnax_physics():

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from mbrl_jax.types import Array
+from mbrl_jax.core.types import Array
 
 _GOLDEN = 0x9E3779B9  # 2^32 / golden ratio
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from mbrl_jax.envs import layouts
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
 
 import dyna_throughput  # noqa: E402
 import env_throughput  # noqa: E402

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from mbrl_jax import envs, models, planners
+from mbrl_jax.core.types import Transition
 from mbrl_jax.experiments.collect import random_transitions
-from mbrl_jax.types import Transition
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_count_model_batch_equals_sequential_and_sampling():
     assert int(unseen[0]) == 2 and float(unseen[1]) == 0.0
 
 
-def test_deterministic_model_visited_lists_and_uniform_sampling():
+def test_deterministic_model_keeps_the_last_outcome_and_exports_its_mdp():
     model = models.deterministic_model_init(10, 4)
     pairs = [(3, 1), (3, 2), (7, 0), (3, 1), (0, 3)]
     update = jax.jit(models.deterministic_model_update)
@@ -74,39 +74,37 @@ def test_deterministic_model_visited_lists_and_uniform_sampling():
                 jnp.int32(a),
                 jnp.float32(i),
                 jnp.int32((s + 1) % 10),
-                jnp.bool_(False),
+                jnp.bool_(s == 7),
             ),
         )
-    assert int(model.num_pairs) == 4
-    assert list(np.asarray(model.pair_list[:4])) == [13, 14, 28, 3]
-    assert int(model.num_states_visited) == 3
-    assert list(np.asarray(model.state_list[:3])) == [3, 7, 0]
-    # Last seen wins.
-    assert float(model.reward[3, 1]) == 3.0
-    keys = jax.random.split(jax.random.key(0), 8000)
-    s, a = jax.vmap(models.sample_visited_pair, in_axes=(None, 0))(model, keys)
-    flat = np.asarray(s * 4 + a)
-    counts = np.array([np.mean(flat == f) for f in (13, 14, 28, 3)])
-    np.testing.assert_allclose(counts, 0.25, atol=0.02)
-    assert counts.sum() == pytest.approx(1.0)
-    states = jax.vmap(models.sample_visited_state, in_axes=(None, 0))(model, keys)
-    assert set(np.unique(np.asarray(states))) == {0, 3, 7}
+    assert float(model.reward[3, 1]) == 3.0  # last seen wins
+    nxt, rew, done = models.deterministic_model_step(model, jax.random.key(0), 7, 0)
+    assert (int(nxt), float(rew), bool(done)) == (8, 2.0, True)
+    unseen = models.deterministic_model_step(model, jax.random.key(0), 5, 2)
+    assert (int(unseen[0]), float(unseen[1]), bool(unseen[2])) == (5, 0.0, False)
+    mdp = models.deterministic_model_mdp(model)
+    assert mdp.transition.shape == (10, 4, 10)
+    np.testing.assert_allclose(np.asarray(mdp.transition.sum(-1)), 1.0)
+    assert float(mdp.transition[3, 1, 4]) == 1.0 and bool(mdp.terminal[8])
 
 
-def test_deterministic_model_fills_every_pair():
-    model = models.deterministic_model_init(3, 2)
-    transitions = Transition(
-        jnp.array([0, 0, 1, 1, 2, 2, 2]),
-        jnp.array([0, 1, 0, 1, 0, 1, 1]),
-        jnp.zeros(7),
-        jnp.zeros(7, jnp.int32),
-        jnp.zeros(7, bool),
+def test_tabular_ensemble_model_steps_through_a_member():
+    model = models.tabular_ensemble_model(4, 3, 2)
+    params = model.init(jax.random.key(0))
+    data = Transition(
+        jnp.array([0, 0, 1]),
+        jnp.array([1, 1, 0]),
+        jnp.array([1.0, 1.0, 0.5]),
+        jnp.array([1, 1, 2]),
+        jnp.array([False, False, True]),
     )
-    model, _ = jax.lax.scan(
-        lambda m, t: (models.deterministic_model_update(m, t), None), model, transitions
-    )
-    assert int(model.num_pairs) == 6
-    assert sorted(np.asarray(model.pair_list).tolist()) == list(range(6))
+    params = jax.jit(model.update)(params, jax.random.key(1), data)
+    keys = jax.random.split(jax.random.key(2), 400)
+    nxt, rew, done = jax.vmap(model.step, in_axes=(None, 0, None, None))(params, keys, 0, 1)
+    # A member that drew no copy of (0, 1) self-loops with reward 0; the others go to 1.
+    assert set(np.unique(np.asarray(nxt)).tolist()) <= {0, 1}
+    assert 0.3 < float(np.mean(np.asarray(nxt) == 1)) <= 1.0
+    np.testing.assert_allclose(np.asarray(rew)[np.asarray(nxt) == 1], 1.0)
 
 
 def test_ensemble_bounds_ordered(slippery):

@@ -6,17 +6,17 @@ import pytest
 
 from mbrl_jax import cli, envs
 from mbrl_jax.agents import pets
+from mbrl_jax.envs import TaskFunctions
+from mbrl_jax.models import EnsembleConfig
 from mbrl_jax.planners.shooting import MPCConfig
 
 SMALL = pets.Config(
     num_trials=2,
     trial_length=40,
     num_epochs=3,
-    ensemble_size=2,
-    num_elites=2,
-    hidden_size=32,
-    num_layers=2,
-    batch_size=32,
+    model=EnsembleConfig(
+        ensemble_size=2, num_elites=2, hidden_size=32, num_layers=2, batch_size=32
+    ),
     planner=MPCConfig(
         method="cem", horizon=5, population=16, num_elites=4, num_iterations=2, num_particles=2
     ),
@@ -35,6 +35,11 @@ def test_pets_runs_on_each_env_and_does_not_recompile(name):
     np.testing.assert_allclose(
         np.asarray(out.step_rewards.sum(-1)), np.asarray(out.trial_returns), rtol=1e-5
     )
+    # The step stream of the TrainOutput convention: active steps are the
+    # trials' first episodes, done marks their ends.
+    assert out.metrics.reward.shape == (80,)
+    assert int(out.metrics.active.sum()) == int(out.trial_lengths.sum())
+    assert int(out.metrics.done.sum()) == 2
     assert bool(np.all(np.isfinite(np.asarray(out.val_loss))))
     assert 1 <= int(out.trial_lengths[1]) <= 40
 
@@ -96,10 +101,24 @@ def test_pets_bad_config():
     with pytest.raises(ValueError, match="state_cost"):
         pets.Config(state_cost=-1.0)
     with pytest.raises(ValueError, match="num_particles"):
-        dataclasses.replace(SMALL, ensemble_size=3)
+        dataclasses.replace(SMALL, model=dataclasses.replace(SMALL.model, ensemble_size=3))
+    with pytest.raises(ValueError, match="pets.Config.model"):
+        pets.Config(model=MPCConfig())
+    with pytest.raises(ValueError, match="Config.num_epochs"):
+        pets.Config(num_epochs=2.5)
     env, params = envs.make("DynaMaze")
     with pytest.raises(ValueError, match="vector observation"):
         pets.make_train(SMALL, env, params)
+
+
+def test_pets_learns_reward_and_termination_without_task_functions():
+    env, params = envs.make("ContinuousCartPole")
+    train = jax.jit(pets.make_train(SMALL, env, params, task=TaskFunctions()))
+    out = train(jax.random.key(0))
+    # The learned heads are in the model: its output layer has obs + reward units.
+    kernel = out.ensemble.params["params"]["Dense_2"]["kernel"]
+    assert kernel.shape[-1] == 5
+    assert bool(np.all(np.isfinite(np.asarray(out.trial_returns))))
 
 
 def test_pets_in_compare(tmp_path, capsys):

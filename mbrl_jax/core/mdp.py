@@ -1,61 +1,17 @@
-"""Core types shared by every layer.
+"""Finite MDPs as pytrees: the ground truth of exact dynamic programming.
 
-Shape letters used in docstrings throughout the library:
-B batch, E ensemble member, K successors per state-action pair,
-S states, A actions, T time steps, H planning horizon, P particles.
+Environments with discrete states export them (``envs.to_tabular``), tabular
+models export the MDP they estimate, and :mod:`mbrl_jax.planners.dp` solves
+them. Shape letters: S states, A actions, J successors per pair (sparse form).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, NamedTuple
-
-import chex
 import jax
 import jax.numpy as jnp
 from flax import struct
 
-PRNGKey = chex.PRNGKey
-Array = chex.Array
-ModelParams = Any
-ModelState = Any
-
-# (params, key, state, action) -> (next_state, reward, done): the one model interface.
-StepFn = Callable[[ModelParams, PRNGKey, ModelState, Array], tuple[ModelState, Array, Array]]
-
-
-class Transition(NamedTuple):
-    """One transition, or a batch of them (every field with the same leading shape).
-
-    Attributes:
-      state: ``[...]`` state index (tabular) or ``[..., D]`` vector state.
-      action: ``[...]`` action.
-      reward: ``[...]`` reward.
-      next_state: same shape as ``state``.
-      done: ``[...]`` bool, True where the transition ended the episode by termination
-        (not by time-limit truncation).
-    """
-
-    state: Array
-    action: Array
-    reward: Array
-    next_state: Array
-    done: Array
-
-
-class Model(NamedTuple):
-    """A model as a bundle of pure functions.
-
-    Attributes:
-      init: ``init(key) -> params``.
-      update: ``update(params, key, transition) -> params``; ``transition`` is a
-        :class:`Transition` (one or a batch, as the model documents).
-      step: ``step(params, key, state, action) -> (next_state, reward, done)``.
-    """
-
-    init: Callable[[PRNGKey], ModelParams]
-    update: Callable[[ModelParams, PRNGKey, Transition], ModelParams]
-    step: StepFn
+from mbrl_jax.core.types import Array
 
 
 @struct.dataclass
@@ -87,13 +43,13 @@ class TabularMDP:
 class SparseTabularMDP:
     """A finite MDP whose transitions are stored as successor lists.
 
-    Each pair ``(s, a)`` has ``K`` possible successors; memory is ``O(S A K)``
+    Each pair ``(s, a)`` has ``J`` possible successors; memory is ``O(S A J)``
     instead of ``O(S^2 A)``, which is what makes exact planning on mazes with
     tens of thousands of cells cheap.
 
     Attributes:
-      next_state: ``[S, A, K]`` int32 successor indices.
-      prob: ``[S, A, K]`` probability of each successor (sums to one over ``K``;
+      next_state: ``[S, A, J]`` int32 successor indices.
+      prob: ``[S, A, J]`` probability of each successor (sums to one over ``J``;
         repeated successors add up).
       reward: ``[S, A]`` expected reward.
       terminal: ``[S]`` bool.
@@ -116,21 +72,6 @@ class SparseTabularMDP:
 
 
 AnyMDP = TabularMDP | SparseTabularMDP
-
-
-def expected_next_value(mdp: AnyMDP, values: Array) -> Array:
-    """``sum_s' P(s' | s, a) V(s')`` for every pair.
-
-    Args:
-      mdp: dense or sparse MDP (unbatched).
-      values: ``[S]`` state values.
-
-    Returns:
-      ``[S, A]`` expected next-state values.
-    """
-    if isinstance(mdp, SparseTabularMDP):
-        return jnp.sum(mdp.prob * values[mdp.next_state], axis=-1)
-    return jnp.einsum("sat,t->sa", mdp.transition, values)
 
 
 def densify(mdp: AnyMDP) -> TabularMDP:
@@ -165,7 +106,7 @@ def validate_mdp(mdp: AnyMDP) -> None:
         ns, pr = jnp.shape(mdp.next_state), jnp.shape(mdp.prob)
         if ns != pr or ns[:-1] != reward_shape:
             raise ValueError(
-                f"mdp.next_state {ns} and mdp.prob {pr} must both be [..., S, A, K] "
+                f"mdp.next_state {ns} and mdp.prob {pr} must both be [..., S, A, J] "
                 f"matching reward {reward_shape}"
             )
     else:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mbrl_jax import envs, planners
-from mbrl_jax.types import TabularMDP
+from mbrl_jax.core.mdp import TabularMDP
 
 
 @pytest.fixture(scope="module")

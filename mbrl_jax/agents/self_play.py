@@ -1,0 +1,165 @@
+"""The self-play driver shared by the search agents (AlphaZero, MuZero).
+
+:func:`make_self_play_train` runs ``num_iterations`` rounds of
+
+1. self-play: ``num_envs`` environments step ``unroll_length`` times, the
+   agent's ``act`` choosing every action (a search);
+2. learning: the agent's ``learn`` updates its state from the fresh steps;
+
+inside one ``lax.scan``, then evaluates the final agent with its noiseless
+``greedy_act`` on fresh episodes. The agents supply only what is theirs: how
+to act, what to learn from the steps, what their state is.
+
+Shape letters: N environments, T steps of one iteration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from mbrl_jax.core.returns import completed_returns
+from mbrl_jax.core.types import Array, PRNGKey, Transition
+
+
+class StreamMetrics(NamedTuple):
+    """Per-step record of environment 0, ``[num_iterations * unroll_length]`` each."""
+
+    reward: Array
+    done: Array
+
+
+class TrainOutput(NamedTuple):
+    """Result of one run of a search agent.
+
+    Attributes:
+      metrics: :class:`StreamMetrics` of environment 0 (the stream the comparison
+        runner reads).
+      mean_return: ``[num_iterations]`` mean return of the episodes that ended in
+        each iteration, over all environments (NaN if none did).
+      losses: dict of ``[num_iterations]`` mean training losses (``loss``,
+        ``policy_loss``, ``value_loss``, and MuZero's ``reward_loss``).
+      eval_return: ``[eval_envs]`` returns of the final evaluation episodes
+        (search without root noise).
+      params: final network params.
+    """
+
+    metrics: StreamMetrics
+    mean_return: Array
+    losses: dict
+    eval_return: Array
+    params: Any
+
+
+def evaluate_episodes(act, env, env_params, params, key, num_envs: int, num_steps: int) -> Array:
+    """Returns ``[num_envs]`` of the first episode of each of ``num_envs`` environments.
+
+    ``act(params, key, obs [N, ...], states [N]) -> actions [N]``; each
+    environment runs ``num_steps`` steps (``lax.scan``) and its return counts
+    rewards until its first episode ends.
+    """
+    reset_key, loop_key = jax.random.split(key)
+    obs, states = jax.vmap(env.reset, in_axes=(0, None))(
+        jax.random.split(reset_key, num_envs), env_params
+    )
+
+    def body(carry, step_key):
+        obs, states, alive, total = carry
+        act_key, env_key = jax.random.split(step_key)
+        actions = act(params, act_key, obs, states)
+        obs, states, reward, terminated, truncated, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+            jax.random.split(env_key, num_envs), states, actions, env_params
+        )
+        total = total + alive * reward
+        alive = alive * (1.0 - (terminated | truncated).astype(jnp.float32))
+        return (obs, states, alive, total), None
+
+    init = (obs, states, jnp.ones(num_envs), jnp.zeros(num_envs))
+    (_, _, _, total), _ = jax.lax.scan(body, init, jax.random.split(loop_key, num_steps))
+    return total
+
+
+def make_self_play_train(
+    env,
+    env_params,
+    *,
+    num_iterations: int,
+    num_envs: int,
+    unroll_length: int,
+    eval_envs: int,
+    eval_steps: int,
+    init: Callable[[PRNGKey, Array], Any],
+    act: Callable[[Any, PRNGKey, Array, Any], tuple[Array, Any]],
+    learn: Callable[[Any, PRNGKey, Transition, Array, Array, Any], tuple[Any, dict]],
+    greedy_act: Callable[[Any, PRNGKey, Array, Any], Array],
+    params_of: Callable[[Any], Any],
+) -> Callable[[PRNGKey], TrainOutput]:
+    """Builds ``train(key) -> TrainOutput`` from an agent's pieces.
+
+    Args:
+      env, env_params: a gymnax environment with discrete actions.
+      num_iterations, num_envs, unroll_length: the self-play schedule (static).
+      eval_envs, eval_steps: the final evaluation (static).
+      init: ``init(key, obs [N, ...]) -> agent`` (network params, optimiser,
+        replay, ...).
+      act: ``act(agent, key, obs [N, ...], states [N]) -> (actions [N], extras)``;
+        ``extras`` (a pytree of ``[N, ...]``) is stored in the steps' ``extras``.
+      learn: ``learn(agent, key, steps, truncated, last_obs, last_states) ->
+        (agent, losses)``; ``steps`` a :class:`Transition` of ``[T, N, ...]``
+        (``next_state`` the final observation before any reset, ``done`` the
+        termination), ``truncated [T, N]``, then the observations and states
+        after the last step; ``losses`` a dict of scalars.
+      greedy_act: ``greedy_act(params, key, obs, states) -> actions`` for
+        evaluation, given ``params_of(agent)``.
+      params_of: the agent's network params.
+    """
+    step_env = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+    reset_env = jax.vmap(env.reset, in_axes=(0, None))
+
+    def play_step(carry, step_key):
+        obs, states, agent = carry
+        act_key, env_key = jax.random.split(step_key)
+        action, extras = act(agent, act_key, obs, states)
+        next_obs, next_states, reward, terminated, truncated, info = step_env(
+            jax.random.split(env_key, num_envs), states, action, env_params
+        )
+        step = Transition(obs, action, reward, info["final_observation"], terminated, extras)
+        return (next_obs, next_states, agent), (step, truncated)
+
+    def iteration(carry, key):
+        agent, obs, states, running = carry
+        play_key, learn_key = jax.random.split(key)
+        (obs, states, _), (steps, truncated) = jax.lax.scan(
+            play_step, (obs, states, agent), jax.random.split(play_key, unroll_length)
+        )
+        done = steps.done | truncated
+        _, mean_return, running = completed_returns(steps.reward, done, running)
+        agent, losses = learn(agent, learn_key, steps, truncated, obs, states)
+        out = (steps.reward[:, 0], done[:, 0], mean_return, losses)
+        return (agent, obs, states, running), out
+
+    def train(key: PRNGKey) -> TrainOutput:
+        init_key, reset_key, loop_key, eval_key = jax.random.split(key, 4)
+        obs, states = reset_env(jax.random.split(reset_key, num_envs), env_params)
+        agent = init(init_key, obs)
+        (agent, *_), (reward, done, mean_return, losses) = jax.lax.scan(
+            iteration,
+            (agent, obs, states, jnp.zeros(num_envs)),
+            jax.random.split(loop_key, num_iterations),
+        )
+        params = params_of(agent)
+        eval_return = evaluate_episodes(
+            greedy_act, env, env_params, params, eval_key, eval_envs, eval_steps
+        )
+        return TrainOutput(
+            metrics=StreamMetrics(reward.reshape(-1), done.reshape(-1)),
+            mean_return=mean_return,
+            losses=losses,
+            eval_return=eval_return,
+            params=params,
+        )
+
+    return train
