@@ -15,15 +15,36 @@ import jax
 from mbrl_jax.core.jit import jit
 
 
+def cpu_flags() -> dict:
+    """The CPU model and the vector extensions that matter to XLA's CPU code
+    (read from ``/proc/cpuinfo``; empty where there is none)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    model, flags = "", set()
+    for line in text.splitlines():
+        if line.startswith("model name") and not model:
+            model = line.split(":", 1)[1].strip()
+        if line.startswith("flags") and not flags:
+            flags = set(line.split(":", 1)[1].split())
+    wanted = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16")
+    return {"model": model, "vector_flags": [f for f in wanted if f in flags]}
+
+
 def device_info() -> dict:
+    import jaxlib
+
     dev = jax.devices()[0]
     return {
         "backend": jax.default_backend(),
         "device": getattr(dev, "device_kind", str(dev)),
         "num_devices": jax.device_count(),
         "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
         "python": platform.python_version(),
         "machine": platform.machine(),
+        "cpu": cpu_flags(),
     }
 
 

@@ -171,11 +171,7 @@ def make_train(config: Config, env, env_params):
     return make_self_play_train(
         env,
         env_params,
-        num_iterations=c.num_iterations,
-        num_envs=c.num_envs,
-        unroll_length=c.unroll_length,
-        eval_envs=c.eval_envs,
-        eval_steps=c.eval_steps,
+        c,
         init=init,
         act=act,
         learn=learn,

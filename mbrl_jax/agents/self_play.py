@@ -85,12 +85,8 @@ def evaluate_episodes(act, env, env_params, params, key, num_envs: int, num_step
 def make_self_play_train(
     env,
     env_params,
+    config,
     *,
-    num_iterations: int,
-    num_envs: int,
-    unroll_length: int,
-    eval_envs: int,
-    eval_steps: int,
     init: Callable[[PRNGKey, Array], Any],
     act: Callable[[Any, PRNGKey, Array, Any], tuple[Array, Any]],
     learn: Callable[[Any, PRNGKey, Transition, Array, Array, Any], tuple[Any, dict]],
@@ -101,8 +97,9 @@ def make_self_play_train(
 
     Args:
       env, env_params: a gymnax environment with discrete actions.
-      num_iterations, num_envs, unroll_length: the self-play schedule (static).
-      eval_envs, eval_steps: the final evaluation (static).
+      config: the agent's config; its ``num_iterations``, ``num_envs`` and
+        ``unroll_length`` set the self-play schedule, ``eval_envs`` and
+        ``eval_steps`` the final evaluation (all static).
       init: ``init(key, obs [N, ...]) -> agent`` (network params, optimiser,
         replay, ...).
       act: ``act(agent, key, obs [N, ...], states [N]) -> (actions [N], extras)``;
@@ -116,6 +113,7 @@ def make_self_play_train(
         evaluation, given ``params_of(agent)``.
       params_of: the agent's network params.
     """
+    num_envs, unroll_length = config.num_envs, config.unroll_length
     step_env = jax.vmap(env.step, in_axes=(0, 0, 0, None))
     reset_env = jax.vmap(env.reset, in_axes=(0, None))
 
@@ -148,11 +146,11 @@ def make_self_play_train(
         (agent, *_), (reward, done, mean_return, losses) = jax.lax.scan(
             iteration,
             (agent, obs, states, jnp.zeros(num_envs)),
-            jax.random.split(loop_key, num_iterations),
+            jax.random.split(loop_key, config.num_iterations),
         )
         params = params_of(agent)
         eval_return = evaluate_episodes(
-            greedy_act, env, env_params, params, eval_key, eval_envs, eval_steps
+            greedy_act, env, env_params, params, eval_key, config.eval_envs, config.eval_steps
         )
         return TrainOutput(
             metrics=StreamMetrics(reward.reshape(-1), done.reshape(-1)),
