@@ -1,7 +1,23 @@
-"""mbrl_jax: model-based reinforcement learning in JAX, compiled end to end."""
+"""mbrl_jax: model-based reinforcement learning in JAX, compiled end to end.
 
-from mbrl_jax import core, envs, models, planners
+Subpackages load on first use (``mbrl_jax.envs``, ``mbrl_jax.models``, ...), so
+``import mbrl_jax`` -- and ``mbrl_jax.core`` -- start no XLA backend: a
+multi-process run can call
+:func:`mbrl_jax.core.sharding.initialize_distributed` first.
+"""
+
+from __future__ import annotations
+
+import importlib
+
 from mbrl_jax.core.jit import compiler_options, jit
 
 __version__ = "0.1.0"
-__all__ = ["compiler_options", "core", "envs", "jit", "models", "planners", "__version__"]
+_SUBPACKAGES = ("agents", "core", "envs", "experiments", "models", "planners")
+__all__ = ["compiler_options", "jit", "__version__", *_SUBPACKAGES]
+
+
+def __getattr__(name: str):
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"mbrl_jax.{name}")
+    raise AttributeError(f"module 'mbrl_jax' has no attribute {name!r}")

@@ -103,6 +103,13 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    from mbrl_jax.core.sharding import initialize_distributed
+
+    try:  # before anything starts an XLA backend (gymnax does on import)
+        initialize_distributed()
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     from mbrl_jax import envs
     from mbrl_jax.experiments import compare
     from mbrl_jax.experiments.registry import CommonSettings, agent_names, parse_spec
@@ -128,6 +135,19 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         if value is not None and value < 1:
             print(f"error: --{flag} must be >= 1, got {value}", file=sys.stderr)
             return 2
+    devices = args.devices
+    try:
+        if devices != "all":
+            try:
+                devices = int(devices)
+            except ValueError:
+                raise ValueError(
+                    f"--devices must be 'all' or an integer, got {devices!r}"
+                ) from None
+        compare.device_mesh(devices)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     settings = CommonSettings(
         learning_rate=args.learning_rate,
         epsilon=args.epsilon,
@@ -145,10 +165,15 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             settings=settings,
             near_optimal=args.near_optimal,
             seed=args.seed,
+            devices=devices,
         )
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    import jax
+
+    if jax.process_index() != 0:  # process 0 reports for every process
+        return 0
     print(compare.format_table(results))
     paths = compare.write_outputs(results, args.out)
     print(f"wrote {paths['json']} and {paths['png']}")
@@ -199,6 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="near-optimal = within this factor of the shortest path",
     )
     p_cmp.add_argument("--seed", type=int, default=0)
+    p_cmp.add_argument(
+        "--devices",
+        default="all",
+        help="devices to shard the seeds over: an integer or 'all' (default). Several "
+        "processes: set MBRL_JAX_COORDINATOR, MBRL_JAX_NUM_PROCESSES, MBRL_JAX_PROCESS_ID",
+    )
     p_cmp.add_argument("--out", default="results")
     p_cmp.set_defaults(func=_cmd_compare)
 

@@ -1,7 +1,9 @@
 """Running several agents x many seeds on one environment, and reporting the comparison.
 
 Each agent is compiled once and runs all seeds in one ``jax.jit(jax.vmap(train))``
-call. The report is a table, learning-curve PNGs and ``results.json``.
+call, the seeds sharded over the devices (:mod:`mbrl_jax.core.sharding`;
+over several processes too, after :func:`~mbrl_jax.core.sharding.initialize_distributed`).
+The report is a table, learning-curve PNGs and ``results.json``.
 
 ``results.json`` format (shared by every agent of the library)::
 
@@ -35,7 +37,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from mbrl_jax.core.jit import jit
+from mbrl_jax.core.sharding import device_mesh, gather, make_sharded
 from mbrl_jax.experiments.registry import Budget, CommonSettings, build, extract, parse_spec
 
 DEFAULT_ENV = "DynaMaze"
@@ -131,6 +133,7 @@ def run_comparison(
     near_optimal: float = 1.3,
     seed: int = 0,
     log=None,
+    devices: int | str = "all",
 ) -> dict:
     """Runs every agent over ``seeds`` seeds; returns the ``results.json`` dictionary.
 
@@ -145,6 +148,7 @@ def run_comparison(
       near_optimal: an episode is near-optimal within this factor of the shortest path.
       seed: base PRNG seed.
       log: ``print``-like progress sink (default: standard error).
+      devices: devices to shard the seeds over, an integer or ``"all"``.
 
     Raises:
       ValueError: unknown environment or agent, or an agent that cannot run on the env.
@@ -156,6 +160,7 @@ def run_comparison(
         raise ValueError(f"seeds must be >= 1, got {seeds}")
     for spec in agents:
         parse_spec(spec)
+    mesh = device_mesh(devices)
     env, env_params = envs.make(env_name)
     settings = settings or CommonSettings()
     explicit = steps is not None
@@ -171,19 +176,26 @@ def run_comparison(
         "budget": {"steps": steps, "episodes": episodes},
         "settings": settings.__dict__,
         "optimal_path_length": optimal,
+        "devices": {
+            "count": int(mesh.devices.size),
+            "processes": jax.process_count(),
+            "backend": jax.default_backend(),
+        },
         "agents": {},
     }
     for i, (spec, run) in enumerate(runs.items(), start=1):
         prefix = f"[{i}/{len(runs)}] {spec}"
         log(f"{prefix}: compiling ({run.description})")
         start = time.perf_counter()
-        compiled = jit(jax.vmap(run.train)).lower(keys).compile()
+        sharded = make_sharded(run.train, mesh)
+        inputs, _ = sharded.inputs(keys)
+        compiled = sharded.compiled.lower(*inputs).compile()
         compile_s = time.perf_counter() - start
-        log(f"{prefix}: running {seeds} seeds x {steps} steps")
+        log(f"{prefix}: running {seeds} seeds x {steps} steps on {sharded.num_devices} device(s)")
         start = time.perf_counter()
-        out = jax.block_until_ready(compiled(keys))
+        out = jax.block_until_ready(compiled(*inputs))
         run_s = time.perf_counter() - start
-        extracted = extract(out)
+        extracted = extract(gather(out, seeds))
         entry = summarize(extracted, optimal, near_optimal)
         done = extracted["done"]
         length = done.shape[1]  # agents with a budget of their own may differ from `steps`

@@ -1,4 +1,6 @@
-"""Planners: exact dynamic programming (and, in later modules, Dyna updates, MPC, tree search)."""
+"""Planners, each taking a `core.Model` (DP takes the MDP a tabular model exports): dp, dyna,
+prioritized_sweeping, shooting (random/CEM/MPPI/iCEM), search (mctx). The DP functions are
+re-exported here."""
 
 from mbrl_jax.planners.dp import (
     ValueIterationResult,

@@ -70,3 +70,31 @@ def test_compare_bad_input_exit_2(argv, message, tmp_path, capsys):
     assert cli.main(["compare", *argv, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+def test_compare_devices_flag(tmp_path, capsys):
+    from mbrl_jax import cli
+
+    code = cli.main(
+        [
+            "compare",
+            "--agents",
+            "dyna_q:5",
+            "--seeds",
+            "3",
+            "--steps",
+            "200",
+            "--devices",
+            "1",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["devices"]["count"] == 1
+    capsys.readouterr()
+    for bad in ("99", "0", "two"):
+        assert cli.main(["compare", "--devices", bad, "--out", str(tmp_path)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "devices" in err[0], err
