@@ -70,6 +70,30 @@ def compile_and_time(fn: Callable, *args, repeats: int = 3, min_seconds: float =
     start = time.perf_counter()
     compiled = jitted.lower(*args).compile()
     compile_s = time.perf_counter() - start
+    return {"compile_s": compile_s, **_time_compiled(compiled, args, repeats, min_seconds)}
+
+
+def compile_and_time_sharded(
+    train: Callable, keys, repeats: int = 3, min_seconds: float = 0.2, devices="all"
+) -> dict:
+    """:func:`compile_and_time` for ``jit(vmap(train))`` over ``keys`` sharded along
+    the seed axis of every device (:func:`mbrl_jax.core.sharding.make_sharded`).
+
+    Returns:
+      ``{"compile_s", "run_s", "run_s_median", "devices"}``.
+    """
+    from mbrl_jax.core.sharding import device_mesh, make_sharded
+
+    sharded = make_sharded(train, device_mesh(devices))
+    inputs, _ = sharded.inputs(keys)
+    start = time.perf_counter()
+    compiled = sharded.compiled.lower(*inputs).compile()
+    compile_s = time.perf_counter() - start
+    timing = _time_compiled(compiled, inputs, repeats, min_seconds)
+    return {"compile_s": compile_s, **timing, "devices": sharded.num_devices}
+
+
+def _time_compiled(compiled, args, repeats: int, min_seconds: float) -> dict:
     jax.block_until_ready(compiled(*args))  # warm-up
     per_call = []
     for _ in range(repeats):
@@ -82,11 +106,7 @@ def compile_and_time(fn: Callable, *args, repeats: int = 3, min_seconds: float =
                 break
         per_call.append(elapsed / calls)
     per_call.sort()
-    return {
-        "compile_s": compile_s,
-        "run_s": per_call[0],
-        "run_s_median": per_call[len(per_call) // 2],
-    }
+    return {"run_s": per_call[0], "run_s_median": per_call[len(per_call) // 2]}
 
 
 def time_python(fn: Callable, repeats: int = 3) -> float:

@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
-from common import compile_and_time, emit, time_python  # noqa: E402
+from common import compile_and_time_sharded, emit, time_python  # noqa: E402
 
 import mbrl_jax  # noqa: E402
 from mbrl_jax import envs  # noqa: E402
@@ -71,20 +71,23 @@ def textbook_dyna_q(
 
 
 def measure(module, config, env, params, seeds: int) -> dict:
-    train = jax.vmap(module.make_train(config, env, params))
+    train = module.make_train(config, env, params)
     keys = jax.random.split(jax.random.key(0), seeds)
-    # Time the whole output: timing a value that does not depend on the learning
-    # would let XLA drop the learning altogether.
-    timing = compile_and_time(train, keys, repeats=5, min_seconds=0.3)
-    out = mbrl_jax.jit(train)(keys)
+    # The seeds are sharded over every device (one on a CPU). Time the whole
+    # output: timing a value that does not depend on the learning would let
+    # XLA drop the learning altogether.
+    timing = compile_and_time_sharded(train, keys, repeats=5, min_seconds=0.3)
+    out = mbrl_jax.jit(jax.vmap(train))(keys)
     updates = float(np.asarray(out.metrics.planning_updates).sum())
+    steps_per_s = seeds * config.num_steps / timing["run_s"]
     return {
         "seeds": seeds,
         "num_steps": config.num_steps,
         **timing,
         "planning_updates_per_s": updates / timing["run_s"],
         "planning_updates_per_s_median": updates / timing["run_s_median"],
-        "env_steps_per_s": seeds * config.num_steps / timing["run_s"],
+        "env_steps_per_s": steps_per_s,
+        "env_steps_per_s_per_device": steps_per_s / timing["devices"],
     }
 
 
