@@ -95,13 +95,17 @@ class Config:
             )
 
 
-def make_train(config: Config, env, env_params):
+def make_train(config: Config, env, env_params, mesh=None):
     """Builds ``train(key) -> TrainOutput`` for a discrete-action gymnax environment.
 
     ``TrainOutput.losses`` holds ``loss``, ``policy_loss`` and ``value_loss``.
 
+    ``mesh`` (optional, a :class:`jax.sharding.Mesh` with an ``"envs"`` axis,
+    e.g. ``core.sharding.device_mesh(4, axis="envs")``) shards the
+    environments over devices: data parallel acting and learning.
+
     Raises:
-      ValueError: continuous actions, or bad settings.
+      ValueError: continuous actions, bad settings, or a mesh that does not fit.
     """
     c = config
     num_actions = num_discrete_actions(env, env_params)
@@ -177,4 +181,5 @@ def make_train(config: Config, env, env_params):
         learn=learn,
         greedy_act=lambda params, key, obs, states: greedy_search(None, params, key, states).action,
         params_of=lambda agent: agent[0],
+        mesh=mesh,
     )

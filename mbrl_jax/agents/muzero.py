@@ -133,14 +133,18 @@ def _scale_gradient(x, scale: float):
     return x * scale + jax.lax.stop_gradient(x) * (1.0 - scale)
 
 
-def make_train(config: Config, env, env_params):
+def make_train(config: Config, env, env_params, mesh=None):
     """Builds ``train(key) -> TrainOutput`` for a discrete-action gymnax environment.
 
     ``TrainOutput.losses`` holds ``loss``, ``policy_loss``, ``value_loss`` and
     ``reward_loss``.
 
+    ``mesh`` (optional, a :class:`jax.sharding.Mesh` with an ``"envs"`` axis,
+    e.g. ``core.sharding.device_mesh(4, axis="envs")``) shards the
+    environments over devices: data parallel acting and learning.
+
     Raises:
-      ValueError: continuous actions, or bad settings.
+      ValueError: continuous actions, bad settings, or a mesh that does not fit.
     """
     c = config
     num_actions = num_discrete_actions(env, env_params)
@@ -266,4 +270,5 @@ def make_train(config: Config, env, env_params):
         learn=learn,
         greedy_act=greedy_act,
         params_of=lambda agent: agent[0],
+        mesh=mesh,
     )

@@ -20,8 +20,10 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from mbrl_jax.core.returns import completed_returns
+from mbrl_jax.core.sharding import ENV_AXIS
 from mbrl_jax.core.types import Array, PRNGKey, Transition
 
 
@@ -92,6 +94,7 @@ def make_self_play_train(
     learn: Callable[[Any, PRNGKey, Transition, Array, Array, Any], tuple[Any, dict]],
     greedy_act: Callable[[Any, PRNGKey, Array, Any], Array],
     params_of: Callable[[Any], Any],
+    mesh: Mesh | None = None,
 ) -> Callable[[PRNGKey], TrainOutput]:
     """Builds ``train(key) -> TrainOutput`` from an agent's pieces.
 
@@ -112,8 +115,17 @@ def make_self_play_train(
       greedy_act: ``greedy_act(params, key, obs, states) -> actions`` for
         evaluation, given ``params_of(agent)``.
       params_of: the agent's network params.
+      mesh: optional mesh with an ``"envs"`` axis: the environments' batch
+        axis is sharded over it (data parallel by sharding annotations; the
+        compiler partitions acting and learning and averages the gradients).
+        ``num_envs`` must be a multiple of its size.
+
+    Raises:
+      ValueError: a mesh without an ``"envs"`` axis, or ``num_envs`` not a
+        multiple of its size.
     """
     num_envs, unroll_length = config.num_envs, config.unroll_length
+    by_env, by_time_env = _env_constraints(mesh, num_envs)
     step_env = jax.vmap(env.step, in_axes=(0, 0, 0, None))
     reset_env = jax.vmap(env.reset, in_axes=(0, None))
 
@@ -125,7 +137,7 @@ def make_self_play_train(
             jax.random.split(env_key, num_envs), states, action, env_params
         )
         step = Transition(obs, action, reward, info["final_observation"], terminated, extras)
-        return (next_obs, next_states, agent), (step, truncated)
+        return (by_env(next_obs), by_env(next_states), agent), (step, truncated)
 
     def iteration(carry, key):
         agent, obs, states, running = carry
@@ -133,6 +145,7 @@ def make_self_play_train(
         (obs, states, _), (steps, truncated) = jax.lax.scan(
             play_step, (obs, states, agent), jax.random.split(play_key, unroll_length)
         )
+        steps, truncated = by_time_env((steps, truncated))
         done = steps.done | truncated
         _, mean_return, running = completed_returns(steps.reward, done, running)
         agent, losses = learn(agent, learn_key, steps, truncated, obs, states)
@@ -141,7 +154,7 @@ def make_self_play_train(
 
     def train(key: PRNGKey) -> TrainOutput:
         init_key, reset_key, loop_key, eval_key = jax.random.split(key, 4)
-        obs, states = reset_env(jax.random.split(reset_key, num_envs), env_params)
+        obs, states = by_env(reset_env(jax.random.split(reset_key, num_envs), env_params))
         agent = init(init_key, obs)
         (agent, *_), (reward, done, mean_return, losses) = jax.lax.scan(
             iteration,
@@ -161,3 +174,27 @@ def make_self_play_train(
         )
 
     return train
+
+
+def _env_constraints(mesh: Mesh | None, num_envs: int):
+    """``(by_env, by_time_env)``: constrain pytrees of ``[N, ...]`` / ``[T, N, ...]``
+    arrays to be sharded along the mesh's ``"envs"`` axis (identity without a mesh)."""
+    if mesh is None:
+        return (lambda tree: tree), (lambda tree: tree)
+    if ENV_AXIS not in mesh.axis_names:
+        raise ValueError(f"mesh needs an {ENV_AXIS!r} axis, has {tuple(mesh.axis_names)}")
+    size = mesh.shape[ENV_AXIS]
+    if num_envs % size:
+        raise ValueError(
+            f"num_envs ({num_envs}) must be a multiple of the {size} devices of the "
+            f"{ENV_AXIS!r} mesh axis"
+        )
+    leading = NamedSharding(mesh, PartitionSpec(ENV_AXIS))
+    second = NamedSharding(mesh, PartitionSpec(None, ENV_AXIS))
+
+    def constrain(sharding):
+        return lambda tree: jax.tree.map(
+            lambda x: jax.lax.with_sharding_constraint(x, sharding), tree
+        )
+
+    return constrain(leading), constrain(second)

@@ -27,6 +27,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from mbrl_jax.core.jit import jit
 
 SEED_AXIS = "seeds"
+#: The mesh axis a search agent's batch of environments is sharded along.
+ENV_AXIS = "envs"
 
 #: Environment variables read by :func:`initialize_distributed`.
 DISTRIBUTED_ENV = ("MBRL_JAX_COORDINATOR", "MBRL_JAX_NUM_PROCESSES", "MBRL_JAX_PROCESS_ID")
@@ -34,6 +36,9 @@ DISTRIBUTED_ENV = ("MBRL_JAX_COORDINATOR", "MBRL_JAX_NUM_PROCESSES", "MBRL_JAX_P
 
 def device_mesh(devices: int | str | None = "all", axis: str = SEED_AXIS) -> Mesh:
     """A 1-D mesh named ``axis`` over the first ``devices`` devices (``"all"``: every one).
+
+    ``axis=ENV_AXIS`` gives the mesh a search agent's ``mesh=`` takes (its
+    environments sharded over the devices).
 
     Raises:
       ValueError: ``devices`` is not ``"all"`` or an integer in ``[1, jax.device_count()]``.

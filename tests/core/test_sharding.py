@@ -51,6 +51,33 @@ got = make_sharded(az, device_mesh(4))(keys)
 for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got), strict=True):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4)
 
+# The environment axis of one AlphaZero run sharded over 4 devices (data
+# parallel): the compiler partitions it and all-reduces the gradients.
+from mbrl_jax.core.sharding import ENV_AXIS
+env_mesh = device_mesh(4, axis=ENV_AXIS)
+sharded_az = jax.jit(alphazero.make_train(small, cart, cart_params, mesh=env_mesh))
+text = sharded_az.lower(jax.random.key(3)).compile().as_text()
+assert "all-reduce" in text
+got = sharded_az(jax.random.key(3))
+want = jax.jit(az)(jax.random.key(3))
+for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got), strict=True):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=1e-3)
+from mbrl_jax.agents import muzero
+small_mz = muzero.Config(num_iterations=2, num_envs=4, unroll_length=8,
+                         search=SearchConfig(num_simulations=4, discount=0.99), latent_size=8,
+                         hidden=(16,), buffer_size=32, unroll_steps=3, n_step=4, batch_size=8,
+                         updates_per_iteration=2, eval_envs=2, eval_steps=20)
+want = jax.jit(muzero.make_train(small_mz, cart, cart_params))(jax.random.key(4))
+got = jax.jit(muzero.make_train(small_mz, cart, cart_params, mesh=env_mesh))(jax.random.key(4))
+for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got), strict=True):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=1e-3)
+try:
+    alphazero.make_train(small, cart, cart_params, mesh=device_mesh(3, axis=ENV_AXIS))
+except ValueError as e:
+    assert "multiple" in str(e)
+else:
+    raise AssertionError("num_envs 4 over 3 devices")
+
 # Bad input: one line each.
 for bad, match in (
     (lambda: device_mesh(9), "asked for 9"),
