@@ -17,20 +17,23 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import random
 import sys
 import time
 
-import jax
-import jax.numpy as jnp
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from benchmarks.common import compile_and_time, emit
-from mbrl_jax import envs
-from mbrl_jax.core.types import Model
-from mbrl_jax.models.networks import MuZeroNet
-from mbrl_jax.models.true_env import env_model
-from mbrl_jax.models.value_transforms import support_to_scalar
-from mbrl_jax.planners.search import SearchConfig, make_search, rollout_evaluator
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+from common import compile_and_time, emit  # noqa: E402
+
+from mbrl_jax import envs  # noqa: E402
+from mbrl_jax.core.types import Model  # noqa: E402
+from mbrl_jax.models.networks import MuZeroNet  # noqa: E402
+from mbrl_jax.models.true_env import env_model  # noqa: E402
+from mbrl_jax.models.value_transforms import support_to_scalar  # noqa: E402
+from mbrl_jax.planners.search import SearchConfig, make_search, rollout_evaluator  # noqa: E402
 
 ROLLOUT_DEPTH = 20
 DISCOUNT = 0.99

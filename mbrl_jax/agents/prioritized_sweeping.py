@@ -26,8 +26,8 @@ from mbrl_jax.agents.tabular import (
 from mbrl_jax.core.types import Array, Model
 from mbrl_jax.core.validation import check_range
 from mbrl_jax.models.tabular import deterministic_model
-from mbrl_jax.planners.dyna import VisitedPairs, visited_init, visited_update
 from mbrl_jax.planners.prioritized_sweeping import (
+    Outcomes,
     predict_all_pairs,
     push,
     sweep,
@@ -54,12 +54,13 @@ class Config(TabularConfig):
 
 
 class SweepState(NamedTuple):
-    """Agent state: ``q [S, A]``, the ``model``'s params, the real pairs visited
-    (``memory``) and the ``priority [S, A]`` queue."""
+    """Agent state: ``q [S, A]``, the ``model``'s params, ``visited [S, A]`` bool
+    (pairs tried in the real environment, the only predecessors considered) and
+    the ``priority [S, A]`` queue."""
 
     q: Array
     model: Any
-    memory: VisitedPairs
+    visited: Array
     priority: Array
 
 
@@ -78,7 +79,7 @@ def make_train(config: Config, env, env_params, model: Model | None = None):
         return SweepState(
             q=jnp.zeros((num_states, num_actions), jnp.float32),
             model=the_model.init(key),
-            memory=visited_init(num_states, num_actions),
+            visited=jnp.zeros((num_states, num_actions), bool),
             priority=jnp.zeros((num_states, num_actions), jnp.float32),
         )
 
@@ -88,14 +89,20 @@ def make_train(config: Config, env, env_params, model: Model | None = None):
         the_model = model or deterministic_model(num_states, num_actions)
         update_key, predict_key = jax.random.split(model_key(seed))
         params = the_model.update(agent.model, update_key, transition)
-        memory = visited_update(agent.memory, transition.state, transition.action)
-        outcomes = predict_all_pairs(the_model, params, predict_key, num_states, num_actions)
+        visited = agent.visited.at[transition.state, transition.action].set(True)
+        if model is None:
+            # The last-seen model's tables already are its `step` over every pair
+            # (bit-identical), so they are read as they are instead of copied
+            # through a vmapped `step`.
+            outcomes = Outcomes(params.next_state, params.reward, params.done.astype(jnp.float32))
+        else:
+            outcomes = predict_all_pairs(the_model, params, predict_key, num_states, num_actions)
         s, a = transition.state, transition.action
         error = td_error_magnitude(agent.q, outcomes, s, a, hp.discount)
         priority = push(agent.priority, s, a, error, theta)
         q, priority, updates = sweep(
-            agent.q, outcomes, memory.visited, priority, n, hp.learning_rate, hp.discount, theta
+            agent.q, outcomes, visited, priority, n, hp.learning_rate, hp.discount, theta
         )
-        return SweepState(q, params, memory, priority), updates, updates
+        return SweepState(q, params, visited, priority), updates, updates
 
     return make_tabular_train(config, env, env_params, init, learn)
