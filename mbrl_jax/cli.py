@@ -4,8 +4,36 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
-from pathlib import Path
+
+MAX_SEED = 2**63 - 1
+MAX_STEPS = 2**31 - 1
+
+
+def _number(kind, low=None, high=None, low_open=False, high_open=False):
+    """An argparse ``type`` that parses ``kind`` (``int`` or ``float``) and checks
+    the range; NaN and inf never pass, so a bad value is one line and exit 2."""
+    from mbrl_jax.core.validation import range_text
+
+    text = range_text(low, high, low_open, high_open)
+    noun = "an integer" if kind is int else "a finite number"
+
+    def parse(raw: str):
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {noun} in {text}, got {raw!r}") from None
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be {noun} in {text}, got {raw!r}")
+        too_low = low is not None and (value < low or (low_open and value == low))
+        too_high = high is not None and (value > high or (high_open and value == high))
+        if too_low or too_high:
+            raise argparse.ArgumentTypeError(f"must be in {text}, got {raw}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
 
 
 def _cmd_envs(args: argparse.Namespace) -> int:
@@ -34,8 +62,12 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    if args.transitions < 1:
-        print(f"error: --transitions must be >= 1, got {args.transitions}", file=sys.stderr)
+    from mbrl_jax.experiments.outputs import prepare_out_dir
+
+    try:
+        out = prepare_out_dir(args.out, overwrite=True)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
     env, params = envs.make(args.env)
     true_mdp = envs.to_tabular(env, params, phase=args.phase)
@@ -63,8 +95,6 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         f"value iteration on a count model learned\n  from {args.transitions} random "
         f"transitions:            {shown}"
     )
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(
@@ -112,6 +142,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         return 2
     from mbrl_jax import envs
     from mbrl_jax.experiments import compare
+    from mbrl_jax.experiments.outputs import prepare_out_dir
     from mbrl_jax.experiments.registry import CommonSettings, agent_names, parse_spec
 
     if args.env not in envs.names():
@@ -130,11 +161,6 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         except ValueError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-    for flag in ("seeds", "steps", "episodes"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            print(f"error: --{flag} must be >= 1, got {value}", file=sys.stderr)
-            return 2
     devices = args.devices
     try:
         if devices != "all":
@@ -148,6 +174,17 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    try:
+        out = prepare_out_dir(args.out, overwrite=args.overwrite)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if str(out) != str(args.out):
+        print(
+            f"{args.out}/results.json holds an earlier run (kept); this run writes to {out}/ "
+            "(--overwrite replaces it instead)",
+            file=sys.stderr,
+        )
     settings = CommonSettings(
         learning_rate=args.learning_rate,
         epsilon=args.epsilon,
@@ -175,13 +212,23 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if jax.process_index() != 0:  # process 0 reports for every process
         return 0
     print(compare.format_table(results))
-    paths = compare.write_outputs(results, args.out)
+    paths = compare.write_outputs(results, out)
     print(f"wrote {paths['json']} and {paths['png']}")
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments are one line on standard error (``--help`` shows the usage)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mbrl-jax", description=__doc__)
+    parser = _Parser(prog="mbrl-jax", description=__doc__)
+    from mbrl_jax import __version__
+
+    parser.add_argument("--version", action="version", version=f"mbrl-jax {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p_envs = sub.add_parser("envs", help="list environments")
@@ -199,38 +246,48 @@ def build_parser() -> argparse.ArgumentParser:
         default=",".join(DEFAULT_AGENTS),
         help="comma-separated agent specs, e.g. q_learning,dyna_q:50",
     )
-    p_cmp.add_argument("--seeds", type=int, default=30)
+    p_cmp.add_argument("--seeds", type=_number(int, 1, 1_000_000), default=30)
     p_cmp.add_argument(
         "--steps",
-        type=int,
+        type=_number(int, 1, MAX_STEPS),
         default=None,
         help="environment steps per seed (default 3000; a cap with --episodes)",
     )
     p_cmp.add_argument(
         "--episodes",
-        type=int,
+        type=_number(int, 1, MAX_STEPS),
         default=None,
         help="stop each seed after this many episodes (trials)",
     )
-    p_cmp.add_argument("--learning-rate", type=float, default=0.1)
-    p_cmp.add_argument("--epsilon", type=float, default=0.1)
-    p_cmp.add_argument("--discount", type=float, default=0.95)
-    p_cmp.add_argument("--kappa", type=float, default=1e-3, help="Dyna-Q+ bonus weight")
-    p_cmp.add_argument("--theta", type=float, default=1e-4, help="prioritized sweeping threshold")
+    p_cmp.add_argument("--learning-rate", type=_number(float, 0.0, 1.0, low_open=True), default=0.1)
+    p_cmp.add_argument("--epsilon", type=_number(float, 0.0, 1.0), default=0.1)
+    p_cmp.add_argument("--discount", type=_number(float, 0.0, 1.0), default=0.95)
+    p_cmp.add_argument(
+        "--kappa", type=_number(float, 0.0), default=1e-3, help="Dyna-Q+ bonus weight"
+    )
+    p_cmp.add_argument(
+        "--theta", type=_number(float, 0.0), default=1e-4, help="prioritized sweeping threshold"
+    )
     p_cmp.add_argument(
         "--near-optimal",
-        type=float,
+        type=_number(float, 1.0),
         default=1.3,
         help="near-optimal = within this factor of the shortest path",
     )
-    p_cmp.add_argument("--seed", type=int, default=0)
+    p_cmp.add_argument("--seed", type=_number(int, 0, MAX_SEED), default=0)
     p_cmp.add_argument(
         "--devices",
         default="all",
         help="devices to shard the seeds over: an integer or 'all' (default). Several "
         "processes: set MBRL_JAX_COORDINATOR, MBRL_JAX_NUM_PROCESSES, MBRL_JAX_PROCESS_ID",
     )
-    p_cmp.add_argument("--out", default="results")
+    p_cmp.add_argument(
+        "--out",
+        default="results",
+        help="output directory; one that holds a results.json is kept and the run goes "
+        "to OUT-2, OUT-3, ... unless --overwrite",
+    )
+    p_cmp.add_argument("--overwrite", action="store_true", help="replace the results in --out")
     p_cmp.set_defaults(func=_cmd_compare)
 
     p_plan = sub.add_parser(
@@ -239,13 +296,13 @@ def build_parser() -> argparse.ArgumentParser:
     p_plan.add_argument("--env", default="DynaMaze")
     p_plan.add_argument(
         "--transitions",
-        type=int,
+        type=_number(int, 1, 10**8),
         default=2000,
         help="random transitions the count model learns from",
     )
-    p_plan.add_argument("--discount", type=float, default=0.95)
+    p_plan.add_argument("--discount", type=_number(float, 0.0, 1.0, high_open=True), default=0.95)
     p_plan.add_argument("--phase", type=int, default=0, choices=(0, 1), help="wall phase")
-    p_plan.add_argument("--seed", type=int, default=0)
+    p_plan.add_argument("--seed", type=_number(int, 0, MAX_SEED), default=0)
     p_plan.add_argument("--out", default="results")
     p_plan.set_defaults(func=_cmd_plan)
     return parser
@@ -253,7 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # bad arguments (2), --help or --version (0)
+        return int(exit_.code or 0)
     return args.func(args)
 
 

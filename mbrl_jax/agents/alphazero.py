@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from mbrl_jax.agents.common import num_discrete_actions
+from mbrl_jax.agents.common import num_discrete_actions, vector_observation_shape
 from mbrl_jax.agents.self_play import TrainOutput, make_self_play_train
 from mbrl_jax.core.returns import n_step_targets
 from mbrl_jax.core.validation import check_range
@@ -109,6 +109,7 @@ def make_train(config: Config, env, env_params, mesh=None):
     """
     c = config
     num_actions = num_discrete_actions(env, env_params)
+    vector_observation_shape(env, env_params, "alphazero")
     network = PolicyValueNet(num_actions, c.hidden)
     obs_of = jax.vmap(lambda state: env.get_obs(state, env_params))
 

@@ -35,6 +35,25 @@ def num_discrete_actions(env, env_params) -> int:
     return int(space.n)
 
 
+def vector_observation_shape(env, env_params, agent: str) -> tuple[int]:
+    """``(D,)``, the observation shape of an env that observes float vectors, or a
+    ``ValueError`` that says what the env observes and how to wrap a maze."""
+    space = env.observation_space(env_params)
+    name = getattr(env, "name", type(env).__name__)
+    if isinstance(space, spaces.Discrete):
+        raise ValueError(
+            f"env: {agent} needs vector observations of shape (D,); {name} observes a "
+            f"discrete state index ({space.n} states): wrap it, "
+            "envs.VectorObservation(env) gives one-hot vectors"
+        )
+    shape = tuple(getattr(space, "shape", ()))
+    if len(shape) != 1:
+        raise ValueError(
+            f"env: {agent} needs vector observations of shape (D,); {name} observes shape {shape}"
+        )
+    return shape
+
+
 def epsilon_greedy(q_row: Array, epsilon: Array, bits: Array) -> Array:
     """Epsilon-greedy choice with greedy ties broken uniformly at random.
 

@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from mbrl_jax.agents.common import num_discrete_actions
+from mbrl_jax.agents.common import num_discrete_actions, vector_observation_shape
 from mbrl_jax.agents.self_play import TrainOutput, make_self_play_train
 from mbrl_jax.core.replay import (
     trajectory_buffer_add,
@@ -148,7 +148,7 @@ def make_train(config: Config, env, env_params, mesh=None):
     """
     c = config
     num_actions = num_discrete_actions(env, env_params)
-    obs_shape = tuple(env.observation_space(env_params).shape)
+    obs_shape = vector_observation_shape(env, env_params, "muzero")
     net = MuZeroNet(num_actions, c.latent_size, c.hidden, c.support_size, c.reward_support_size)
     evaluate = muzero_evaluator(net)
 

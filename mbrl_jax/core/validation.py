@@ -17,7 +17,8 @@ def _name(config: Any, field: str) -> str:
     return f"{type(config).__qualname__}.{field}"
 
 
-def _range_text(low, high, low_open, high_open) -> str:
+def range_text(low, high, low_open, high_open) -> str:
+    """``[low, high)``-style text of a range (``None`` = unbounded)."""
     left = "(" if low_open or low is None else "["
     right = ")" if high_open or high is None else "]"
     lo = "-inf" if low is None else f"{low}"
@@ -30,12 +31,12 @@ def check_int(config: Any, field: str, low: int | None = None, high: int | None 
     value = getattr(config, field)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(
-            f"{_name(config, field)} must be an integer in {_range_text(low, high, False, False)}, "
+            f"{_name(config, field)} must be an integer in {range_text(low, high, False, False)}, "
             f"got {value!r} ({type(value).__name__})"
         )
     if (low is not None and value < low) or (high is not None and value > high):
         raise ValueError(
-            f"{_name(config, field)} must be in {_range_text(low, high, False, False)}, got {value}"
+            f"{_name(config, field)} must be in {range_text(low, high, False, False)}, got {value}"
         )
 
 
@@ -50,7 +51,7 @@ def check_float(
 ) -> None:
     """``config.field`` must be a real number in the range; NaN never, inf only if allowed."""
     value = getattr(config, field)
-    text = _range_text(low, high, low_open, high_open)
+    text = range_text(low, high, low_open, high_open)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{_name(config, field)} must be a number in {text}, got {value!r}")
     value = float(value)

@@ -1,16 +1,14 @@
 """Pure environments on gymnax's API, and the registry that makes them."""
 
 from mbrl_jax.envs.continuous_cartpole import ContinuousCartPole, ContinuousCartPoleParams
-from mbrl_jax.envs.layouts import scale_layout
+from mbrl_jax.envs.layouts import make_maze_params, parse_layout, scale_layout, validate_params
 from mbrl_jax.envs.maze import (
     ACTION_NAMES,
     NUM_ACTIONS,
     GridMaze,
     MazeParams,
     MazeState,
-    make_maze_params,
     move,
-    parse_layout,
     wall_phase,
 )
 from mbrl_jax.envs.registry import make, maze_names, names, task_functions
@@ -40,6 +38,7 @@ __all__ = [
     "render_ascii",
     "scale_layout",
     "to_tabular",
+    "validate_params",
     "vector_observation",
     "wall_phase",
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
 
@@ -62,7 +63,9 @@ class ContinuousCartPole(
 
     def step_env(self, key, state, action, params):
         del key
-        force = params.force_mag * jnp.clip(jnp.reshape(action, ()), -1.0, 1.0)
+        action = jnp.reshape(action, ())
+        finite = jnp.isfinite(action)
+        force = params.force_mag * jnp.clip(jnp.where(finite, action, 0.0), -1.0, 1.0)
         total_mass = params.masscart + params.masspole
         polemass_length = params.masspole * params.length
         cos, sin = jnp.cos(state.theta), jnp.sin(state.theta)
@@ -79,8 +82,11 @@ class ContinuousCartPole(
             time=state.time + 1,
         )
         obs = self.get_obs(next_state)
-        terminated = cartpole_terminated(obs, params)
-        return obs, next_state, jnp.float32(1.0), terminated, {}
+        # A NaN or inf action ends the episode with a NaN reward: the return
+        # shows it instead of the pole carrying on as if pushed by nothing.
+        terminated = cartpole_terminated(obs, params) | ~finite
+        reward = jnp.where(finite, 1.0, jnp.nan).astype(jnp.float32)
+        return obs, next_state, reward, terminated, {}
 
     def reset_env(self, key, params):
         init = jax.random.uniform(key, (4,), minval=-0.05, maxval=0.05)
@@ -97,6 +103,15 @@ class ContinuousCartPole(
 
     def action_space(self, params=None) -> spaces.Box:
         return spaces.Box(-1.0, 1.0, (1,), jnp.float32)
+
+    def check_action(self, action, params=None) -> None:
+        """Raises ``ValueError`` unless a concrete ``action`` is finite (for the
+        Python API, outside ``jit``). Finite values outside ``[-1, 1]`` are
+        clipped, as gymnax's continuous environments do; inside ``jit`` a
+        non-finite action ends the episode with a NaN reward."""
+        values = np.asarray(action, dtype=np.float64)
+        if values.size == 0 or not np.all(np.isfinite(values)):
+            raise ValueError(f"ContinuousCartPole: actions must be finite numbers, got {action!r}")
 
     def observation_space(self, params) -> spaces.Box:
         high = jnp.array(

@@ -20,8 +20,6 @@ walk out of it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -37,8 +35,6 @@ ACTION_NAMES = ("up", "down", "left", "right")
 ACTION_DELTAS = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]], dtype=np.int32)
 # Effectively "never": walls of phase 1 never take over.
 NEVER = np.iinfo(np.int32).max
-
-_ALLOWED_CHARS = {"#", ".", " ", "S", "G"}
 
 
 @struct.dataclass
@@ -94,135 +90,19 @@ class MazeParams(environment.EnvParams):
         return self.walls.shape[-2] * self.walls.shape[-1]
 
 
-def parse_layout(layout: Sequence[str]) -> tuple[np.ndarray, int, int]:
-    """Parses an ASCII layout.
-
-    Returns:
-      ``(walls [H, W] bool, start index, goal index)``.
-
-    Raises:
-      ValueError: on an empty or ragged layout, an unknown character, or a missing
-        or repeated start or goal.
-    """
-    if isinstance(layout, str):
-        layout = [row for row in layout.strip("\n").split("\n")]
-    rows = list(layout)
-    if not rows or not rows[0]:
-        raise ValueError("maze layout is empty")
-    width = len(rows[0])
-    for i, row in enumerate(rows):
-        if len(row) != width:
-            raise ValueError(
-                f"maze layout rows are ragged: row 0 has {width} characters, row {i} has {len(row)}"
-            )
-        bad = set(row) - _ALLOWED_CHARS
-        if bad:
-            raise ValueError(
-                f"maze layout row {i} has unknown character(s) {sorted(bad)}; allowed: "
-                "'#' wall, '.' or ' ' free, 'S' start, 'G' goal"
-            )
-    grid = np.array([list(row) for row in rows])
-    walls = grid == "#"
-    starts, goals = np.argwhere(grid == "S"), np.argwhere(grid == "G")
-    for name, found in (("start 'S'", starts), ("goal 'G'", goals)):
-        if len(found) == 0:
-            raise ValueError(f"maze layout has no {name}")
-        if len(found) > 1:
-            raise ValueError(
-                f"maze layout has {len(found)} cells marked {name}; exactly one allowed"
-            )
-    start = int(starts[0][0] * width + starts[0][1])
-    goal = int(goals[0][0] * width + goals[0][1])
-    return walls, start, goal
-
-
-def make_maze_params(
-    layout: Sequence[str],
-    layout_after_change: Sequence[str] | None = None,
-    change_step: int | None = None,
-    step_reward: float = 0.0,
-    goal_reward: float = 1.0,
-    slip_prob: float = 0.0,
-    max_steps_in_episode: int = 10_000,
-) -> MazeParams:
-    """Builds :class:`MazeParams` from one or two ASCII layouts.
-
-    Args:
-      layout: rows of the maze (phase 0 walls, start and goal).
-      layout_after_change: rows of the maze after ``change_step`` steps; must
-        have the same size, start and goal. ``None`` keeps the walls fixed.
-      change_step: total environment steps after which ``layout_after_change``
-        applies. Required with ``layout_after_change``.
-      step_reward, goal_reward, slip_prob, max_steps_in_episode: see :class:`MazeParams`.
-
-    Raises:
-      ValueError: on a malformed layout or out-of-range values.
-    """
-    walls0, start, goal = parse_layout(layout)
-    if layout_after_change is None:
-        walls1 = walls0
-        change = NEVER if change_step is None else int(change_step)
-    else:
-        walls1, start1, goal1 = parse_layout(layout_after_change)
-        if walls1.shape != walls0.shape:
-            raise ValueError(
-                f"layout_after_change has shape {walls1.shape}, layout has {walls0.shape}"
-            )
-        if (start1, goal1) != (start, goal):
-            raise ValueError("layout_after_change must keep the start and goal cells")
-        if change_step is None:
-            raise ValueError("change_step is required when layout_after_change is given")
-        change = int(change_step)
-    params = MazeParams(
-        walls=jnp.asarray(np.stack([walls0, walls1])),
-        start=jnp.int32(start),
-        goal=jnp.int32(goal),
-        change_step=jnp.int32(change),
-        step_reward=jnp.float32(step_reward),
-        goal_reward=jnp.float32(goal_reward),
-        slip_prob=jnp.float32(slip_prob),
-        max_steps_in_episode=jnp.int32(max_steps_in_episode),
-    )
-    validate_params(params)
-    return params
-
-
-def validate_params(params: MazeParams) -> None:
-    """Checks concrete parameter values; raises ``ValueError`` naming the field."""
-    walls = np.asarray(params.walls)
-    if walls.ndim != 3 or walls.shape[0] != 2:
-        raise ValueError(f"walls must have shape [2, H, W], got {walls.shape}")
-    num_states = walls.shape[1] * walls.shape[2]
-    for name in ("start", "goal"):
-        idx = int(getattr(params, name))
-        if not 0 <= idx < num_states:
-            raise ValueError(f"{name} must be in [0, {num_states}), got {idx}")
-        for phase in (0, 1):
-            if walls[phase].reshape(-1)[idx]:
-                raise ValueError(
-                    f"{name} cell {divmod(idx, walls.shape[2])} is a wall in phase {phase}"
-                )
-    if not 0.0 <= float(params.slip_prob) <= 1.0:
-        raise ValueError(f"slip_prob must be in [0, 1], got {float(params.slip_prob)}")
-    if int(params.max_steps_in_episode) < 1:
-        raise ValueError(
-            f"max_steps_in_episode must be >= 1, got {int(params.max_steps_in_episode)}"
-        )
-    if int(params.change_step) < 0:
-        raise ValueError(f"change_step must be >= 0, got {int(params.change_step)}")
-
-
 def move(walls: Array, position: Array, action: Array, phase: Array | None = None) -> Array:
     """Deterministic move on a wall grid.
 
     Args:
       walls: ``[H, W]`` bool, or ``[2, H, W]`` with ``phase`` selecting the grid.
       position: ``[]`` int32 cell index.
-      action: ``[]`` int32 in ``[0, 4)``.
+      action: ``[]`` int32 in ``[0, 4)``; any other value does not move (it is
+        not clamped to a valid action).
       phase: ``[]`` int32 wall phase when ``walls`` is ``[2, H, W]``.
 
     Returns:
-      ``[]`` int32 next cell index (``position`` if the move is blocked).
+      ``[]`` int32 next cell index (``position`` if the move is blocked or the
+      action is out of range).
     """
     height, width = walls.shape[-2:]
     row, col = position // width, position % width
@@ -234,7 +114,8 @@ def move(walls: Array, position: Array, action: Array, phase: Array | None = Non
     # Gather the one cell (not a whole [H, W] grid per phase: under vmap that copy
     # would dominate the step).
     blocked = walls[new_row_c, new_col_c] if phase is None else walls[phase, new_row_c, new_col_c]
-    free = inside & ~blocked
+    valid = (action >= 0) & (action < NUM_ACTIONS)
+    free = inside & ~blocked & valid
     return jnp.where(free, new_row_c * width + new_col_c, position).astype(jnp.int32)
 
 
@@ -352,6 +233,17 @@ class GridMaze(environment.Environment[MazeState, MazeParams]):
 
     def action_space(self, params: MazeParams | None = None) -> spaces.Discrete:
         return spaces.Discrete(NUM_ACTIONS)
+
+    def check_action(self, action, params: MazeParams | None = None) -> None:
+        """Raises ``ValueError`` unless every entry of a concrete ``action`` is an
+        integer in ``[0, 4)`` (for the Python API, outside ``jit``: inside, an
+        out-of-range action leaves the agent where it is)."""
+        values = np.asarray(action)
+        if not np.issubdtype(values.dtype, np.integer) or values.size == 0:
+            raise ValueError(f"{self._name}: actions must be integers in [0, 4), got {action!r}")
+        bad = values[(values < 0) | (values >= NUM_ACTIONS)]
+        if bad.size:
+            raise ValueError(f"{self._name}: actions must be in [0, 4), got {bad.ravel()[0]}")
 
     def observation_space(self, params: MazeParams) -> spaces.Discrete:
         return spaces.Discrete(params.num_states)

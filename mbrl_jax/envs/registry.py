@@ -12,7 +12,8 @@ import numpy as np
 
 from mbrl_jax.envs import layouts
 from mbrl_jax.envs.continuous_cartpole import ContinuousCartPole, ContinuousCartPoleParams
-from mbrl_jax.envs.maze import GridMaze, MazeParams, make_maze_params, validate_params
+from mbrl_jax.envs.layouts import make_maze_params, validate_params
+from mbrl_jax.envs.maze import GridMaze, MazeParams
 from mbrl_jax.envs.tasks import CARTPOLE, PENDULUM, TaskFunctions
 
 _MAZES: dict[str, Callable[[], MazeParams]] = {

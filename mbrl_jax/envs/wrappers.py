@@ -35,7 +35,8 @@ def vector_observation(position: Array, params: MazeParams, mode: str = "one_hot
 class VectorObservation:
     """Wraps a :class:`GridMaze` so that observations are vectors instead of indices.
 
-    ``reset``/``step`` keep gymnax's signatures; the state is the maze's own.
+    ``reset``/``step``/``get_obs`` keep gymnax's signatures; the state is the
+    maze's own.
     """
 
     def __init__(self, env: GridMaze, mode: str = "one_hot"):
@@ -67,6 +68,10 @@ class VectorObservation:
             truncated,
             info,
         )
+
+    def get_obs(self, state, params=None, key=None):
+        params = self._env.default_params if params is None else params
+        return vector_observation(self._env.get_obs(state, params), params, self.mode)
 
     def observation_space(self, params: MazeParams) -> spaces.Box:
         shape = (params.num_states,) if self.mode == "one_hot" else (2,)

@@ -38,6 +38,12 @@ import jax
 import numpy as np
 
 from mbrl_jax.core.sharding import device_mesh, gather, make_sharded
+from mbrl_jax.experiments.outputs import (
+    MAX_STEPS,
+    check_memory,
+    output_bytes,
+    write_atomic,
+)
 from mbrl_jax.experiments.registry import Budget, CommonSettings, build, extract, parse_spec
 
 DEFAULT_ENV = "DynaMaze"
@@ -167,9 +173,24 @@ def run_comparison(
     if steps is None:
         steps = 3000 if episodes is None else 400 * episodes + 5000
     budget = Budget(num_steps=steps, episodes=episodes, explicit_steps=explicit)
+    if steps > MAX_STEPS:
+        raise ValueError(
+            f"a step budget of {steps} per seed is more than {MAX_STEPS} "
+            f"(int32 step counters){' (from --episodes)' if not explicit else ''}"
+        )
     runs = {spec: build(spec, env, env_params, budget, settings) for spec in agents}
     optimal = optimal_path_length(env, env_params)
     keys = jax.random.split(jax.random.key(seed), seeds)
+    # Lower every agent first: the output shapes say what the run will hold in
+    # memory, so an impossible run fails here, not minutes in.
+    lowered = {}
+    for spec, run in runs.items():
+        sharded = make_sharded(run.train, mesh)
+        inputs, _ = sharded.inputs(keys)
+        lowered[spec] = (sharded, inputs, sharded.compiled.lower(*inputs))
+    sizes = {spec: output_bytes(low.out_info) for spec, (_, _, low) in lowered.items()}
+    check_memory(sizes, seeds, steps)
+    log("outputs: " + ", ".join(f"{spec} {size / 2**20:.1f} MiB" for spec, size in sizes.items()))
     results = {
         "env": env_name,
         "seeds": seeds,
@@ -187,9 +208,8 @@ def run_comparison(
         prefix = f"[{i}/{len(runs)}] {spec}"
         log(f"{prefix}: compiling ({run.description})")
         start = time.perf_counter()
-        sharded = make_sharded(run.train, mesh)
-        inputs, _ = sharded.inputs(keys)
-        compiled = sharded.compiled.lower(*inputs).compile()
+        sharded, inputs, low = lowered[spec]
+        compiled = low.compile()
         compile_s = time.perf_counter() - start
         log(f"{prefix}: running {seeds} seeds x {steps} steps on {sharded.num_devices} device(s)")
         start = time.perf_counter()
@@ -345,10 +365,11 @@ def plot_curves(results: dict, path: Path) -> Path:
 
 
 def write_outputs(results: dict, out_dir: str | Path) -> dict[str, Path]:
-    """Writes ``results.json`` and ``learning_curves.png`` into ``out_dir``."""
+    """Writes ``results.json`` and ``learning_curves.png`` into ``out_dir``, each atomically."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / "results.json"
-    json_path.write_text(json.dumps(results))
-    png_path = plot_curves(results, out / "learning_curves.png")
+    png_path = out / "learning_curves.png"
+    write_atomic(json_path, lambda tmp: tmp.write_text(json.dumps(results)))
+    write_atomic(png_path, lambda tmp: plot_curves(results, tmp))
     return {"json": json_path, "png": png_path}

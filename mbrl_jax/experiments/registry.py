@@ -253,11 +253,24 @@ def _search_agent(module, name: str, arg, env, budget) -> tuple[Any, str]:
     return config, label
 
 
+def _vector_env(env, env_params, label: str):
+    """A maze (state-index observations) wrapped to one-hot vectors for the
+    neural search agents; other environments as they are."""
+    from gymnax.environments import spaces
+
+    from mbrl_jax.envs import VectorObservation
+
+    if isinstance(env.observation_space(env_params), spaces.Discrete):
+        return VectorObservation(env), f"{label}, one-hot observations"
+    return env, label
+
+
 @register("alphazero", "alphazero")
 def _alphazero(arg, env, env_params, budget, settings):
     from mbrl_jax.agents import alphazero
 
     config, label = _search_agent(alphazero, "alphazero", arg, env, budget)
+    env, label = _vector_env(env, env_params, label)
     return AgentRun(alphazero.make_train(config, env, env_params), label)
 
 
@@ -266,4 +279,5 @@ def _muzero(arg, env, env_params, budget, settings):
     from mbrl_jax.agents import muzero
 
     config, label = _search_agent(muzero, "muzero", arg, env, budget)
+    env, label = _vector_env(env, env_params, label)
     return AgentRun(muzero.make_train(config, env, env_params), label)

@@ -79,6 +79,11 @@ class FitInfo(NamedTuple):
       val_mse: ``[E]`` validation mean-squared error (normalised targets).
       gradient_steps: ``[]`` int32.
       dropped_nan: ``[]`` int32 transitions left out for holding NaN or inf.
+      dropped_extreme: ``[]`` int32 finite transitions left out for an entry
+        beyond ``EnsembleConfig.max_abs_value``.
+      num_used: ``[]`` int32 transitions the fit used. With none (an empty or
+        all-invalid buffer) the parameters are left as they were and every loss
+        is NaN, so the fit cannot pass for a good one.
     """
 
     train_loss: Array
@@ -86,6 +91,8 @@ class FitInfo(NamedTuple):
     val_mse: Array
     gradient_steps: Array
     dropped_nan: Array
+    dropped_extreme: Array
+    num_used: Array
 
 
 class Ensemble:

@@ -28,6 +28,10 @@ class EnsembleConfig:
       learning_rate, weight_decay: AdamW settings.
       batch_size: minibatch size per member.
       holdout_ratio: share of data kept for validation, in ``[0, 1)``.
+      max_abs_value: transitions with any input or target entry beyond this
+        magnitude are left out of a fit and counted (``FitInfo.dropped_extreme``),
+        so one corrupt row cannot overflow the normaliser's float32 statistics;
+        in ``(0, 1e15]``.
     """
 
     obs_dim: int | None = None
@@ -44,6 +48,7 @@ class EnsembleConfig:
     weight_decay: float = 5e-5
     batch_size: int = 256
     holdout_ratio: float = 0.2
+    max_abs_value: float = 1e8
 
     def __post_init__(self):
         for name in ("obs_dim", "action_dim"):
@@ -59,6 +64,7 @@ class EnsembleConfig:
         check_range(self, "holdout_ratio", low=0.0, high=1.0, high_open=True)
         check_range(self, "learning_rate", low=0.0, low_open=True)
         check_range(self, "weight_decay", low=0.0)
+        check_range(self, "max_abs_value", low=0.0, high=1e15, low_open=True)
 
     def for_env(self, env, env_params) -> EnsembleConfig:
         """These settings with ``obs_dim``, ``action_dim`` and ``discrete_actions``

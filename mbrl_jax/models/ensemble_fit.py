@@ -36,7 +36,9 @@ def fit_ensemble(
     bootstrap resample of the rest and runs ``num_epochs`` epochs of
     minibatches from a fresh permutation of it; finally the elites are the
     members with the lowest validation loss. Transitions holding NaN or inf
-    are left out (counted in ``FitInfo.dropped_nan``).
+    are left out (counted in ``FitInfo.dropped_nan``), and so are those with an
+    entry beyond ``max_abs_value`` (``FitInfo.dropped_extreme``); a fit with no
+    transition left keeps the parameters and reports NaN losses.
 
     Args:
       key: PRNG key.
@@ -58,7 +60,11 @@ def fit_ensemble(
     y_all = _targets(c, data)
     in_range = jnp.arange(capacity) < buffer.size
     finite = jnp.all(jnp.isfinite(x_all), -1) & jnp.all(jnp.isfinite(y_all), -1)
-    valid = in_range & finite
+    # Entries beyond max_abs_value would overflow the float32 variance (1e30
+    # squared is inf) and turn every prediction into NaN: such rows are left out.
+    bound = c.max_abs_value
+    extreme = finite & (jnp.any(jnp.abs(x_all) > bound, -1) | jnp.any(jnp.abs(y_all) > bound, -1))
+    valid = in_range & finite & ~extreme
     x_all = jnp.where(valid[:, None], x_all, 0.0)
     y_all = jnp.where(valid[:, None], y_all, 0.0)
     n = jnp.sum(valid)
@@ -123,12 +129,16 @@ def fit_ensemble(
     # Without a hold-out set, rank members by their training loss instead.
     val_loss = jnp.where(n_val > 0, val_loss, train_loss[-1])
     elites = jnp.argsort(val_loss)[: c.num_elites].astype(jnp.int32)
+    # Nothing to learn from: the losses say so instead of reading 0.
+    empty = n == 0
     info = FitInfo(
-        train_loss,
-        val_loss,
-        val_mse,
+        jnp.where(empty, jnp.nan, train_loss),
+        jnp.where(empty, jnp.nan, val_loss),
+        jnp.where(empty, jnp.nan, val_mse),
         num_epochs * num_batches,
         jnp.sum(in_range & ~finite).astype(jnp.int32),
+        jnp.sum(in_range & extreme).astype(jnp.int32),
+        n.astype(jnp.int32),
     )
     return EnsembleState(params, opt_state, normalizer, elites), info
 

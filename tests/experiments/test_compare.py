@@ -63,7 +63,7 @@ def test_compare_episode_budget(tmp_path):
         (["--env", "Atlantis"], "unknown environment 'Atlantis'; valid: GridWorld-5x5"),
         (["--agents", "dyna_q:x"], "expected an integer"),
         (["--env", "CartPole-v1", "--agents", "dyna_q:5"], "discrete state index"),
-        (["--seeds", "0"], "--seeds must be >= 1"),
+        (["--seeds", "0"], "argument --seeds: must be in [1, 1000000], got 0"),
     ],
 )
 def test_compare_bad_input_exit_2(argv, message, tmp_path, capsys):

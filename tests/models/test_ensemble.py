@@ -86,6 +86,42 @@ def test_fit_skips_nan_rows_and_does_not_recompile(fitted):
     assert fit._cache_size() == 1
 
 
+def test_one_huge_entry_does_not_poison_the_fit(fitted):
+    ens, fit, state, _, buf = fitted
+    # 1e30 is finite in float32 but its square is not: before, the normaliser's
+    # std became inf and every prediction NaN, with normal-looking losses.
+    huge = buf.replace(data=buf.data._replace(state=buf.data.state.at[7, 0].set(1e30)))
+    state2, info = fit(jax.random.key(3), state, huge, 30)
+    assert int(info.dropped_extreme) == 1 and int(info.dropped_nan) == 0
+    assert int(info.num_used) == int(buf.size) - 1
+    assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(state2))
+    assert bool(jnp.all(jnp.isfinite(info.train_loss)))
+    pred = ens.predict(state2, buf.data.state[:16], buf.data.action[:16])
+    assert bool(jnp.all(jnp.isfinite(pred["mean"])))
+    assert fit._cache_size() == 1
+
+
+def test_fit_on_nothing_says_so(fitted):
+    ens, fit, state, _, buf = fitted
+    for empty in (
+        buf.replace(size=jnp.int32(0)),
+        buf.replace(data=buf.data._replace(state=jnp.full_like(buf.data.state, jnp.nan))),
+    ):
+        state2, info = fit(jax.random.key(5), state, empty, 30)
+        assert int(info.num_used) == 0 and int(info.gradient_steps) == 0
+        assert bool(jnp.all(jnp.isnan(info.train_loss))) and bool(jnp.all(jnp.isnan(info.val_loss)))
+        for before, after in zip(
+            jax.tree.leaves(state.params), jax.tree.leaves(state2.params), strict=True
+        ):
+            np.testing.assert_array_equal(np.asarray(before), np.asarray(after))
+
+
+def test_max_abs_value_validated():
+    for bad in (0.0, -1.0, float("nan"), float("inf"), 1e16):
+        with pytest.raises(ValueError, match="max_abs_value"):
+            EnsembleConfig(max_abs_value=bad)
+
+
 def test_ensemble_rejects_mismatched_shapes(fitted):
     ens, _, state, _, buf = fitted
     obs, key = jnp.zeros((6, 4)), jax.random.key(0)

@@ -1,0 +1,137 @@
+"""Every bad input to the command line is one line on standard error and exit
+code 2; nothing is lost and nothing impossible starts running."""
+
+import json
+
+import jax
+import pytest
+
+from mbrl_jax import cli, envs
+from mbrl_jax.agents import alphazero, muzero
+from mbrl_jax.agents.common import vector_observation_shape
+from mbrl_jax.experiments import compare, outputs, registry
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--learning-rate", "nan"], "--learning-rate: must be a finite number in (0.0, 1.0]"),
+        (["--epsilon", "nan"], "argument --epsilon: must be a finite number in [0.0, 1.0]"),
+        (["--epsilon", "inf"], "argument --epsilon"),
+        (["--kappa", "nan"], "argument --kappa"),
+        (["--theta", "-1"], "argument --theta: must be in [0.0, inf), got -1"),
+        (["--discount", "1.5"], "argument --discount"),
+        (["--near-optimal", "nan"], "--near-optimal: must be a finite number in [1.0, inf)"),
+        (["--near-optimal", "0.5"], "argument --near-optimal: must be in [1.0, inf)"),
+        (["--seed", "99999999999999999999"], "--seed: must be in [0, 9223372036854775807]"),
+        (["--seed", "-1"], "argument --seed"),
+        (["--steps", "3000000000"], "argument --steps: must be in [1, 2147483647]"),
+        (["--steps", "1.5"], "argument --steps: must be an integer"),
+        (["--episodes", "0"], "argument --episodes"),
+        (["--episodes", "10000000"], "step budget of 4000005000 per seed is more than 2147483647"),
+    ],
+)
+def test_compare_bad_numbers(argv, message, tmp_path, capsys):
+    assert cli.main(["compare", *argv, "--out", str(tmp_path)]) == 2
+    assert message in one_line_error(capsys)
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_plan_bad_numbers(tmp_path, capsys):
+    assert cli.main(["plan", "--discount", "1.0", "--out", str(tmp_path)]) == 2
+    assert "argument --discount: must be in [0.0, 1.0), got 1.0" in one_line_error(capsys)
+    assert cli.main(["plan", "--transitions", "0", "--out", str(tmp_path)]) == 2
+    assert "argument --transitions" in one_line_error(capsys)
+
+
+def test_version(capsys):
+    from mbrl_jax import __version__
+
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"mbrl-jax {__version__}"
+
+
+def test_run_too_large_for_memory_is_refused_before_compiling(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(outputs, "physical_memory_bytes", lambda: 2**20)
+    argv = ["compare", "--agents", "dyna_q:5", "--seeds", "64", "--steps", "5000"]
+    assert cli.main([*argv, "--out", str(tmp_path)]) == 2
+    line = one_line_error_after_progress(capsys)
+    assert "dyna_q:5: 64 seeds x 5000 steps would hold" in line and "GiB of outputs" in line
+    assert "compiling" not in capsys.readouterr().err
+
+
+def one_line_error_after_progress(capsys) -> str:
+    lines = capsys.readouterr().err.strip().splitlines()
+    errors = [x for x in lines if x.startswith("error:")]
+    assert len(errors) == 1 and not any("compiling" in x for x in lines), lines
+    return errors[0]
+
+
+def test_out_that_cannot_be_written_is_refused_before_running(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    assert cli.main(["compare", "--out", str(blocker)]) == 2
+    assert "exists and is not a directory" in one_line_error(capsys)
+    assert cli.main(["compare", "--out", str(blocker / "sub")]) == 2
+    assert "cannot write there" in one_line_error(capsys)
+
+
+def test_an_earlier_run_is_kept_unless_overwrite(tmp_path, capsys):
+    out = tmp_path / "results"
+    argv = ["compare", "--agents", "q_learning", "--seeds", "2", "--steps", "60"]
+    assert cli.main([*argv, "--out", str(out)]) == 0
+    first = (out / "results.json").read_text()
+    assert cli.main([*argv, "--seed", "1", "--out", str(out)]) == 0
+    assert "holds an earlier run" in capsys.readouterr().err
+    assert (out / "results.json").read_text() == first
+    assert json.loads((tmp_path / "results-2" / "results.json").read_text())["seeds"] == 2
+    assert cli.main([*argv, "--seed", "1", "--overwrite", "--out", str(out)]) == 0
+    assert (out / "results.json").read_text() != first
+    assert not (tmp_path / "results-3").exists()
+
+
+def test_outputs_are_written_atomically(tmp_path, monkeypatch):
+    monkeypatch.setattr(compare, "plot_curves", lambda results, path: path.write_bytes(b"png 1"))
+    compare.write_outputs({"env": "x"}, tmp_path)
+
+    def broken_plot(results, path):
+        path.write_bytes(b"half a png")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(compare, "plot_curves", broken_plot)
+    with pytest.raises(OSError, match="disk full"):
+        compare.write_outputs({"env": "y"}, tmp_path)
+    # The JSON was replaced whole; the png kept its old content rather than half
+    # a new one, and no temporary file is left behind.
+    assert json.loads((tmp_path / "results.json").read_text())["env"] == "y"
+    assert (tmp_path / "learning_curves.png").read_bytes() == b"png 1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["learning_curves.png", "results.json"]
+
+
+def test_search_agents_on_a_maze():
+    env, params = envs.make("DynaMaze")
+    for module, name in ((alphazero, "alphazero"), (muzero, "muzero")):
+        expected = f"{name} needs vector observations.*VectorObservation"
+        with pytest.raises(ValueError, match=expected):
+            module.make_train(module.Config(), env, params)
+    assert vector_observation_shape(envs.VectorObservation(env), params, "x") == (54,)
+    # The comparison runner wraps mazes to one-hot observations for them.
+    budget = registry.Budget(num_steps=64)
+    run = registry.build("alphazero", env, params, budget, registry.CommonSettings())
+    assert "one-hot observations" in run.description
+    out = jax.eval_shape(run.train, jax.random.key(0))
+    assert out.eval_return.ndim == 1
+
+
+def test_vector_observation_get_obs_matches_reset():
+    env, params = envs.make("DynaMaze")
+    wrapped = envs.VectorObservation(env)
+    obs, state = wrapped.reset(jax.random.key(0), params)
+    assert obs.shape == (params.num_states,)
+    assert (wrapped.get_obs(state, params) == obs).all()
