@@ -185,10 +185,12 @@ def run_comparison(
     # memory, so an impossible run fails here, not minutes in.
     lowered = {}
     for spec, run in runs.items():
+        start = time.perf_counter()
         sharded = make_sharded(run.train, mesh)
         inputs, _ = sharded.inputs(keys)
-        lowered[spec] = (sharded, inputs, sharded.compiled.lower(*inputs))
-    sizes = {spec: output_bytes(low.out_info) for spec, (_, _, low) in lowered.items()}
+        low = sharded.compiled.lower(*inputs)
+        lowered[spec] = (sharded, inputs, low, time.perf_counter() - start)
+    sizes = {spec: output_bytes(entry[2].out_info) for spec, entry in lowered.items()}
     check_memory(sizes, seeds, steps)
     log("outputs: " + ", ".join(f"{spec} {size / 2**20:.1f} MiB" for spec, size in sizes.items()))
     results = {
@@ -208,10 +210,14 @@ def run_comparison(
         prefix = f"[{i}/{len(runs)}] {spec}"
         log(f"{prefix}: compiling ({run.description})")
         start = time.perf_counter()
-        sharded, inputs, low = lowered[spec]
+        sharded, inputs, low, lower_s = lowered[spec]
         compiled = low.compile()
-        compile_s = time.perf_counter() - start
-        log(f"{prefix}: running {seeds} seeds x {steps} steps on {sharded.num_devices} device(s)")
+        compile_s = lower_s + time.perf_counter() - start  # tracing and lowering included
+        planned = steps if run.real_steps is None else run.real_steps
+        log(
+            f"{prefix}: running {seeds} seeds x {planned} real steps"
+            f"{' (at most)' if episodes is not None else ''} on {sharded.num_devices} device(s)"
+        )
         start = time.perf_counter()
         out = jax.block_until_ready(compiled(*inputs))
         run_s = time.perf_counter() - start
@@ -226,7 +232,10 @@ def run_comparison(
             description=run.description,
             compile_s=compile_s,
             run_s=run_s,
-            real_steps=float(active.mean()),
+            # Steps counted from the metrics; agents whose metrics follow one of
+            # several lockstep environments took that many steps in each.
+            real_steps=float(active.mean()) * run.parallel_envs,
+            planned_real_steps=planned,
             planning_updates=float(np.mean(extracted["planning_updates"])),
             cumulative_reward={
                 "steps": (sample + 1).tolist(),

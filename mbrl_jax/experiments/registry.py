@@ -51,10 +51,17 @@ class AgentRun(NamedTuple):
       train: ``train(key) -> output`` for one seed (the runner vmaps and jits it);
         the output has a ``metrics`` field read by :func:`extract`.
       description: one line for the table.
+      real_steps: real environment steps per seed the run will take (at most,
+        under an episode cap), all parallel environments counted; ``None``
+        means the budget's ``num_steps``.
+      parallel_envs: environments stepped in lockstep per seed whose first one
+        the ``metrics`` follow (1 for single-environment agents).
     """
 
     train: Callable[[jax.Array], Any]
     description: str
+    real_steps: int | None = None
+    parallel_envs: int = 1
 
 
 def extract(out) -> dict:
@@ -209,11 +216,13 @@ def _pets(arg, env, env_params, budget, settings):
         pets.preset(env.name), num_trials=trials, trial_length=min(max_steps, budget.num_steps)
     )
     train = pets.make_train(config, env, env_params)
+    real = config.num_trials * config.trial_length
     label = (
-        f"PETS: {config.model.ensemble_size}-member ensemble, {config.planner.method} "
+        f"PETS: {real} real steps = {config.num_trials} trials x {config.trial_length}, "
+        f"{config.model.ensemble_size}-member ensemble, {config.planner.method} "
         f"(population {config.planner.population}, horizon {config.planner.horizon})"
     )
-    return AgentRun(train, label)
+    return AgentRun(train, label, real)
 
 
 @register("mcts", "mcts:SIMS")
@@ -236,21 +245,29 @@ def _mcts(arg, env, env_params, budget, settings):
     return AgentRun(mcts.make_train(config, env, env_params), label)
 
 
-def _search_agent(module, name: str, arg, env, budget) -> tuple[Any, str]:
+def _search_agent(module, name: str, arg, env, budget) -> tuple[Any, str, int]:
     if arg is not None:
         raise ValueError(f"agent {name!r} takes no argument, got {arg!r}")
+    if budget.episodes is not None:
+        raise ValueError(
+            f"agent {name!r} trains on many environments in rounds and has no episode "
+            "budget; give --steps (real environment steps per seed) instead of --episodes"
+        )
     default = module.Config()
     iterations = default.num_iterations
+    per_iteration = default.num_envs * default.unroll_length
     if budget.explicit_steps:
-        # --steps counts the steps of each parallel environment.
-        iterations = max(1, -(-budget.num_steps // default.unroll_length))
+        # --steps counts every real step of every parallel environment, as for
+        # the single-environment agents; whole rounds, at least one.
+        iterations = max(1, budget.num_steps // per_iteration)
     config = dataclasses.replace(default, num_iterations=iterations)
+    real = iterations * per_iteration
     label = (
-        f"{name}: {config.num_envs} envs x {config.num_iterations * config.unroll_length} steps "
-        f"(curves: env 0), {config.search.policy} search, "
-        f"{config.search.num_simulations} simulations"
+        f"{name}: {real} real steps = {config.num_envs} envs x "
+        f"{iterations * config.unroll_length} (curves: env 0), {config.search.policy} "
+        f"search, {config.search.num_simulations} simulations"
     )
-    return config, label
+    return config, label, real
 
 
 def _vector_env(env, env_params, label: str):
@@ -269,15 +286,15 @@ def _vector_env(env, env_params, label: str):
 def _alphazero(arg, env, env_params, budget, settings):
     from mbrl_jax.agents import alphazero
 
-    config, label = _search_agent(alphazero, "alphazero", arg, env, budget)
+    config, label, real = _search_agent(alphazero, "alphazero", arg, env, budget)
     env, label = _vector_env(env, env_params, label)
-    return AgentRun(alphazero.make_train(config, env, env_params), label)
+    return AgentRun(alphazero.make_train(config, env, env_params), label, real, config.num_envs)
 
 
 @register("muzero", "muzero")
 def _muzero(arg, env, env_params, budget, settings):
     from mbrl_jax.agents import muzero
 
-    config, label = _search_agent(muzero, "muzero", arg, env, budget)
+    config, label, real = _search_agent(muzero, "muzero", arg, env, budget)
     env, label = _vector_env(env, env_params, label)
-    return AgentRun(muzero.make_train(config, env, env_params), label)
+    return AgentRun(muzero.make_train(config, env, env_params), label, real, config.num_envs)

@@ -135,3 +135,29 @@ def test_vector_observation_get_obs_matches_reset():
     obs, state = wrapped.reset(jax.random.key(0), params)
     assert obs.shape == (params.num_states,)
     assert (wrapped.get_obs(state, params) == obs).all()
+
+
+@pytest.mark.parametrize(
+    "spec, env_name, steps, real, parallel",
+    [
+        ("alphazero", "CartPole-v1", 5000, 4096, 32),  # 2 rounds of 32 envs x 64 steps
+        ("muzero", "CartPole-v1", 5000, 4608, 16),  # 9 rounds of 16 envs x 32 steps
+        ("alphazero", "CartPole-v1", 100, 2048, 32),  # at least one round
+        ("pets", "ContinuousCartPole", 6200, 6200, 1),  # 31 trials x 200 steps
+        ("dyna_q:5", "DynaMaze", 3000, None, 1),  # the budget as it is
+    ],
+)
+def test_steps_count_real_environment_steps_for_every_agent(spec, env_name, steps, real, parallel):
+    env, params = envs.make(env_name)
+    budget = registry.Budget(num_steps=steps)
+    run = registry.build(spec, env, params, budget, registry.CommonSettings())
+    assert run.real_steps == real and run.parallel_envs == parallel
+    if real is not None:
+        assert f"{real} " in run.description
+
+
+def test_search_agents_refuse_an_episode_budget():
+    env, params = envs.make("CartPole-v1")
+    budget = registry.Budget(num_steps=5000, episodes=10)
+    with pytest.raises(ValueError, match="no episode budget; give --steps"):
+        registry.build("muzero", env, params, budget, registry.CommonSettings())
