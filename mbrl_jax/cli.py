@@ -1,4 +1,5 @@
-"""The ``mbrl-jax`` command line."""
+"""The mbrl-jax command line: compare agents over many seeds, list environments,
+plan in a maze."""
 
 from __future__ import annotations
 
@@ -217,6 +218,28 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown after each option (not where there is none to show); the
+    epilog's lists kept as written."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _compare_epilog() -> str:
+    from mbrl_jax import envs
+    from mbrl_jax.experiments.registry import agent_summaries
+
+    agents = "\n".join(f"  {usage:<24} {summary}" for usage, summary in agent_summaries())
+    return (
+        f"agents (--agents, comma-separated):\n{agents}\n\n"
+        f"environments (--env): {', '.join(envs.names())}\n\n"
+        "--steps counts real environment steps per seed for every agent."
+    )
+
+
 class _Parser(argparse.ArgumentParser):
     """Bad arguments are one line on standard error (``--help`` shows the usage)."""
 
@@ -239,19 +262,26 @@ def build_parser() -> argparse.ArgumentParser:
     p_cmp = sub.add_parser(
         "compare",
         help="run several agents x many seeds on one environment; table, curves, results.json",
+        description="Run several agents x many seeds on one environment: a table, "
+        "learning curves and results.json.",
+        epilog=_compare_epilog(),
+        formatter_class=_Help,
     )
-    p_cmp.add_argument("--env", default=DEFAULT_ENV)
+    p_cmp.add_argument("--env", default=DEFAULT_ENV, help="environment (listed below)")
     p_cmp.add_argument(
         "--agents",
         default=",".join(DEFAULT_AGENTS),
         help="comma-separated agent specs, e.g. q_learning,dyna_q:50",
     )
-    p_cmp.add_argument("--seeds", type=_number(int, 1, 1_000_000), default=30)
+    p_cmp.add_argument(
+        "--seeds", type=_number(int, 1, 1_000_000), default=30, help="seeds per agent"
+    )
     p_cmp.add_argument(
         "--steps",
         type=_number(int, 1, MAX_STEPS),
         default=None,
-        help="environment steps per seed (default 3000; a cap with --episodes)",
+        help="real environment steps per seed, every agent (3000 if neither this nor "
+        "--episodes is given; with --episodes, a cap of 400 x episodes + 5000)",
     )
     p_cmp.add_argument(
         "--episodes",
@@ -259,9 +289,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="stop each seed after this many episodes (trials)",
     )
-    p_cmp.add_argument("--learning-rate", type=_number(float, 0.0, 1.0, low_open=True), default=0.1)
-    p_cmp.add_argument("--epsilon", type=_number(float, 0.0, 1.0), default=0.1)
-    p_cmp.add_argument("--discount", type=_number(float, 0.0, 1.0), default=0.95)
+    p_cmp.add_argument(
+        "--learning-rate",
+        type=_number(float, 0.0, 1.0, low_open=True),
+        default=0.1,
+        help="tabular agents' step size",
+    )
+    p_cmp.add_argument(
+        "--epsilon", type=_number(float, 0.0, 1.0), default=0.1, help="epsilon-greedy exploration"
+    )
+    p_cmp.add_argument(
+        "--discount", type=_number(float, 0.0, 1.0), default=0.95, help="tabular agents' discount"
+    )
     p_cmp.add_argument(
         "--kappa", type=_number(float, 0.0), default=1e-3, help="Dyna-Q+ bonus weight"
     )
@@ -274,11 +313,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.3,
         help="near-optimal = within this factor of the shortest path",
     )
-    p_cmp.add_argument("--seed", type=_number(int, 0, MAX_SEED), default=0)
+    p_cmp.add_argument("--seed", type=_number(int, 0, MAX_SEED), default=0, help="base PRNG seed")
     p_cmp.add_argument(
         "--devices",
         default="all",
-        help="devices to shard the seeds over: an integer or 'all' (default). Several "
+        help="devices to shard the seeds over: an integer or 'all'. Several "
         "processes: set MBRL_JAX_COORDINATOR, MBRL_JAX_NUM_PROCESSES, MBRL_JAX_PROCESS_ID",
     )
     p_cmp.add_argument(
@@ -291,19 +330,25 @@ def build_parser() -> argparse.ArgumentParser:
     p_cmp.set_defaults(func=_cmd_compare)
 
     p_plan = sub.add_parser(
-        "plan", help="value iteration on the true MDP and on a learned count model"
+        "plan",
+        help="value iteration on the true MDP and on a learned count model",
+        description="Value iteration on a maze's true MDP and on a count model learned "
+        "from random transitions; prints both greedy path lengths, writes a figure.",
+        formatter_class=_Help,
     )
-    p_plan.add_argument("--env", default="DynaMaze")
+    p_plan.add_argument("--env", default="DynaMaze", help="a maze (mbrl-jax envs lists them)")
     p_plan.add_argument(
         "--transitions",
         type=_number(int, 1, 10**8),
         default=2000,
         help="random transitions the count model learns from",
     )
-    p_plan.add_argument("--discount", type=_number(float, 0.0, 1.0, high_open=True), default=0.95)
+    p_plan.add_argument(
+        "--discount", type=_number(float, 0.0, 1.0, high_open=True), default=0.95, help="in [0, 1)"
+    )
     p_plan.add_argument("--phase", type=int, default=0, choices=(0, 1), help="wall phase")
-    p_plan.add_argument("--seed", type=_number(int, 0, MAX_SEED), default=0)
-    p_plan.add_argument("--out", default="results")
+    p_plan.add_argument("--seed", type=_number(int, 0, MAX_SEED), default=0, help="PRNG seed")
+    p_plan.add_argument("--out", default="results", help="output directory")
     p_plan.set_defaults(func=_cmd_plan)
     return parser
 

@@ -239,7 +239,15 @@ def run_comparison(
             planning_updates=float(np.mean(extracted["planning_updates"])),
             cumulative_reward={
                 "steps": (sample + 1).tolist(),
-                "per_seed": cumulative[:, sample].round(6).tolist(),
+                # A seed that stopped (episode budget) has no value past its
+                # last active step: null, not a flat line of zero padding.
+                "per_seed": [
+                    [
+                        round(float(v), 6) if t < active[j] else None
+                        for t, v in zip(sample, cumulative[j, sample], strict=True)
+                    ]
+                    for j in range(seeds)
+                ],
             },
         )
         entry["summary"].update(compile_s=compile_s, run_s=run_s)
@@ -270,6 +278,11 @@ def format_table(results: dict) -> str:
         ("compile s", 10, ">"),
         ("run s", 8, ">"),
     )
+    # On a maze every episode that ends pays the same goal reward, so a final
+    # return column says nothing there: the final length is the steps to goal.
+    maze = results.get("optimal_path_length") is not None
+    keep = [not (maze and name == "final ret") for name, _, _ in columns]
+    columns = tuple(c for c, k in zip(columns, keep, strict=True) if k)
     header = "".join(f"{name:{align}{width}}" for name, width, align in columns)
     lines = [
         f"{results['env']}: {results['seeds']} seeds, budget {results['budget']}, "
@@ -297,6 +310,7 @@ def format_table(results: dict) -> str:
             f"{entry['compile_s']:.2f}",
             f"{entry['run_s']:.2f}",
         )
+        values = tuple(v for v, k in zip(values, keep, strict=True) if k)
         lines.append(
             "".join(
                 f"{v:{align}{width}}" for v, (_, width, align) in zip(values, columns, strict=True)
@@ -308,27 +322,25 @@ def format_table(results: dict) -> str:
     if threshold:
         lines.append(
             f"near-optimal: 5 consecutive episodes averaging <= {threshold:.1f} steps "
-            "(means over the seeds that got there); final: mean of the last 10 episodes"
+            "(means over the seeds that got there); final len: mean steps to the goal "
+            "over the last 10 episodes"
         )
     return "\n".join(lines)
 
 
-def _mean_band(rows: list[list[float]], min_fraction: float = 0.5):
-    """Mean and 95% half-width over the seeds that have each index.
-
-    Indices are kept while at least ``min_fraction`` of the seeds reach them.
-    """
-    if not rows:
-        return np.zeros(0), np.zeros(0)
-    counts = np.array([sum(len(r) > i for r in rows) for i in range(max(map(len, rows)))])
-    width = int(np.sum(counts >= min_fraction * len(rows)))
-    mean, half = np.zeros(width), np.zeros(width)
+def _mean_band(rows: list[list[float]]):
+    """Mean, 95% half-width and seed count at each index, over the seeds that
+    have it (every index some seed reached)."""
+    if not rows or not max(map(len, rows)):
+        return np.zeros(0), np.zeros(0), np.zeros(0, int)
+    width = max(map(len, rows))
+    mean, half, count = np.zeros(width), np.zeros(width), np.zeros(width, int)
     for i in range(width):
         values = np.array([r[i] for r in rows if len(r) > i], dtype=float)
-        mean[i] = values.mean()
+        mean[i], count[i] = values.mean(), len(values)
         if len(values) > 1:
             half[i] = 1.96 * values.std(ddof=1) / np.sqrt(len(values))
-    return mean, half
+    return mean, half, count
 
 
 def plot_curves(results: dict, path: Path) -> Path:
@@ -337,29 +349,48 @@ def plot_curves(results: dict, path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
+    seeds = results["seeds"]
     fig, (ax_len, ax_cum) = plt.subplots(1, 2, figsize=(12, 4.5))
     for spec, entry in results["agents"].items():
-        mean, half = _mean_band(entry["episode_lengths"])
+        mean, half, count = _mean_band(entry["episode_lengths"])
         if len(mean):
+            # Solid while at least half the seeds have the episode, dotted after,
+            # with the number of seeds left marked where the curve ends.
             x = np.arange(1, len(mean) + 1)
-            (line,) = ax_len.plot(x, mean, label=spec)
-            ax_len.fill_between(x, mean - half, mean + half, color=line.get_color(), alpha=0.2)
+            most = count >= 0.5 * seeds
+            (line,) = ax_len.plot(x[most], mean[most], label=spec)
+            color = line.get_color()
+            if not most.all():
+                tail = slice(max(int(most.sum()) - 1, 0), None)
+                ax_len.plot(x[tail], mean[tail], ls=":", color=color)
+                ax_len.annotate(f"{count[-1]}/{seeds}", (x[-1], mean[-1]), fontsize=7, color=color)
+            ax_len.fill_between(x, mean - half, mean + half, color=color, alpha=0.2)
         cum = entry["cumulative_reward"]
-        data = np.array(cum["per_seed"])
-        mean, half = data.mean(0), 1.96 * data.std(0) / np.sqrt(max(len(data), 1))
-        (line,) = ax_cum.plot(cum["steps"], mean, label=spec)
-        ax_cum.fill_between(
-            cum["steps"], mean - half, mean + half, color=line.get_color(), alpha=0.2
+        data = np.array(
+            [[np.nan if v is None else v for v in row] for row in cum["per_seed"]], float
         )
+        present = np.sum(~np.isnan(data), 0)
+        keep = present > 0
+        steps = np.asarray(cum["steps"])[keep]
+        data, present = data[:, keep], present[keep]
+        mean = np.nansum(data, 0) / present
+        spread = np.sqrt(np.nansum((data - mean) ** 2, 0) / np.maximum(present - 1, 1))
+        half = 1.96 * spread / np.sqrt(present)
+        (line,) = ax_cum.plot(steps, mean, label=spec)
+        ax_cum.fill_between(steps, mean - half, mean + half, color=line.get_color(), alpha=0.2)
     if results.get("optimal_path_length"):
         ax_len.axhline(
             results["optimal_path_length"], color="k", ls=":", lw=1, label="shortest path"
         )
     ax_len.set_yscale("log")
+    ax_len.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_len.set_xlabel("episode")
     ax_len.set_ylabel("steps per episode")
-    ax_len.set_title(f"{results['env']}: steps per episode ({results['seeds']} seeds, 95% band)")
+    ax_len.set_title(
+        f"{results['env']}: steps per episode ({seeds} seeds, 95% band; dotted: < half)"
+    )
     ax_cum.set_xlabel("environment step")
     ax_cum.set_ylabel("cumulative reward")
     ax_cum.set_title("cumulative reward")

@@ -102,14 +102,15 @@ def extract(out) -> dict:
 
 
 Builder = Callable[[str | None, Any, Any, Budget, CommonSettings], AgentRun]
-_REGISTRY: dict[str, tuple[Builder, str]] = {}
+_REGISTRY: dict[str, tuple[Builder, str, str]] = {}
 
 
-def register(name: str, usage: str) -> Callable[[Builder], Builder]:
-    """Decorator registering ``builder(arg, env, env_params, budget, settings) -> AgentRun``."""
+def register(name: str, usage: str, summary: str = "") -> Callable[[Builder], Builder]:
+    """Decorator registering ``builder(arg, env, env_params, budget, settings) -> AgentRun``
+    under ``name``, shown as ``usage`` with a one-line ``summary`` in ``--help``."""
 
     def wrap(builder: Builder) -> Builder:
-        _REGISTRY[name] = (builder, usage)
+        _REGISTRY[name] = (builder, usage, summary)
         return builder
 
     return wrap
@@ -117,7 +118,12 @@ def register(name: str, usage: str) -> Callable[[Builder], Builder]:
 
 def agent_names() -> list[str]:
     """Usage strings of every registered agent (``dyna_q:N``, ...)."""
-    return [usage for _, usage in _REGISTRY.values()]
+    return [usage for _, usage, _ in _REGISTRY.values()]
+
+
+def agent_summaries() -> list[tuple[str, str]]:
+    """``(usage, one-line summary)`` of every registered agent."""
+    return [(usage, summary) for _, usage, summary in _REGISTRY.values()]
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:
@@ -131,7 +137,7 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
 def build(spec: str, env, env_params, budget: Budget, settings: CommonSettings) -> AgentRun:
     """Builds the :class:`AgentRun` of one spec."""
     name, arg = parse_spec(spec)
-    builder, _ = _REGISTRY[name]
+    builder = _REGISTRY[name][0]
     return builder(arg, env, env_params, budget, settings)
 
 
@@ -162,27 +168,33 @@ def _dyna_run(n: int, kappa: float, env, env_params, budget, settings, label: st
     return AgentRun(dyna_q.make_train(config, env, env_params), label)
 
 
-@register("q_learning", "q_learning")
+@register("q_learning", "q_learning", "tabular Q-learning, no model (Dyna-Q with n = 0)")
 def _q_learning(arg, env, env_params, budget, settings):
     if arg is not None:
         raise ValueError(f"agent 'q_learning' takes no argument, got {arg!r}")
     return _dyna_run(0, 0.0, env, env_params, budget, settings, "one-step Q-learning")
 
 
-@register("dyna_q", "dyna_q:N")
+@register("dyna_q", "dyna_q:N", "Dyna-Q with N planning updates per real step (default 5)")
 def _dyna_q(arg, env, env_params, budget, settings):
     n = _int_arg(arg, 5, f"dyna_q:{arg}")
     return _dyna_run(n, 0.0, env, env_params, budget, settings, f"Dyna-Q, {n} planning steps")
 
 
-@register("dyna_q_plus", "dyna_q_plus:N")
+@register(
+    "dyna_q_plus", "dyna_q_plus:N", "Dyna-Q+ (bonus kappa), N planning updates per step (default 5)"
+)
 def _dyna_q_plus(arg, env, env_params, budget, settings):
     n = _int_arg(arg, 5, f"dyna_q_plus:{arg}")
     label = f"Dyna-Q+, {n} planning steps, kappa {settings.kappa:g}"
     return _dyna_run(n, settings.kappa, env, env_params, budget, settings, label)
 
 
-@register("prioritized_sweeping", "prioritized_sweeping:N")
+@register(
+    "prioritized_sweeping",
+    "prioritized_sweeping:N",
+    "prioritized sweeping, <= N queue updates per step (default 5)",
+)
 def _prioritized_sweeping(arg, env, env_params, budget, settings):
     from mbrl_jax.agents import prioritized_sweeping as ps
 
@@ -200,7 +212,7 @@ def _prioritized_sweeping(arg, env, env_params, budget, settings):
     return AgentRun(ps.make_train(config, env, env_params), label)
 
 
-@register("pets", "pets")
+@register("pets", "pets", "PETS: probabilistic ensemble and MPC (iCEM or CEM) in it")
 def _pets(arg, env, env_params, budget, settings):
     from mbrl_jax.agents import pets
 
@@ -225,7 +237,9 @@ def _pets(arg, env, env_params, budget, settings):
     return AgentRun(train, label, real)
 
 
-@register("mcts", "mcts:SIMS")
+@register(
+    "mcts", "mcts:SIMS", "MCTS with the true environment as model, SIMS simulations (default 200)"
+)
 def _mcts(arg, env, env_params, budget, settings):
     from mbrl_jax.agents import mcts
 
@@ -282,7 +296,7 @@ def _vector_env(env, env_params, label: str):
     return env, label
 
 
-@register("alphazero", "alphazero")
+@register("alphazero", "alphazero", "AlphaZero: search in the true model with a policy/value net")
 def _alphazero(arg, env, env_params, budget, settings):
     from mbrl_jax.agents import alphazero
 
@@ -291,7 +305,7 @@ def _alphazero(arg, env, env_params, budget, settings):
     return AgentRun(alphazero.make_train(config, env, env_params), label, real, config.num_envs)
 
 
-@register("muzero", "muzero")
+@register("muzero", "muzero", "MuZero: Gumbel search in a learned latent model")
 def _muzero(arg, env, env_params, budget, settings):
     from mbrl_jax.agents import muzero
 

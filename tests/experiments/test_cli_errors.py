@@ -161,3 +161,17 @@ def test_search_agents_refuse_an_episode_budget():
     budget = registry.Budget(num_steps=5000, episodes=10)
     with pytest.raises(ValueError, match="no episode budget; give --steps"):
         registry.build("muzero", env, params, budget, registry.CommonSettings())
+
+
+def test_help_lists_agents_environments_and_defaults(capsys):
+    from mbrl_jax.experiments.registry import agent_summaries
+
+    assert cli.main(["compare", "--help"]) == 0
+    text = capsys.readouterr().out
+    for usage, summary in agent_summaries():
+        assert usage in text and summary and summary in text
+    assert "DynaMaze" in text and "CartPole-v1" in text
+    assert "(default: 30)" in text and "(default: DynaMaze)" in text
+    assert "(default: None)" not in text and "``" not in text
+    assert cli.main(["plan", "--help"]) == 0
+    assert "(default: 2000)" in capsys.readouterr().out

@@ -98,3 +98,66 @@ def test_compare_devices_flag(tmp_path, capsys):
         assert cli.main(["compare", "--devices", bad, "--out", str(tmp_path)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "devices" in err[0], err
+
+
+def test_episode_budget_leaves_no_zero_padding_in_cumulative_reward():
+    results = compare.run_comparison(
+        "DynaMaze", ["dyna_q:5"], seeds=3, episodes=3, steps=2000, log=lambda msg: None
+    )
+    entry = results["agents"]["dyna_q:5"]
+    steps = entry["cumulative_reward"]["steps"]
+    for lengths, row in zip(
+        entry["episode_lengths"], entry["cumulative_reward"]["per_seed"], strict=True
+    ):
+        stopped = sum(lengths)  # every seed reached 3 episodes within 2000 steps
+        assert all((v is None) == (t > stopped) for t, v in zip(steps, row, strict=True))
+        values = [v for v in row if v is not None]
+        assert values == sorted(values) and values[-1] <= 3.0
+
+
+def _fake_results(optimal):
+    summary = {
+        "final_episode_length": 16.0,
+        "final_episode_return": 1.0,
+        "seeds_near_optimal": 2,
+        "episodes_to_near_optimal": 9.0,
+        "steps_to_near_optimal": 800.0,
+        "cumulative_reward": 10.0,
+        "near_optimal_threshold": 18.2,
+    }
+    entry = {
+        "summary": summary,
+        "real_steps": 300.0,
+        "planning_updates": 0.0,
+        "compile_s": 1.0,
+        "run_s": 0.1,
+        # Seeds ran 9, 3 and 2 episodes; one stopped early.
+        "episode_lengths": [[50, 40, 30, 20, 16, 15, 14, 14, 14], [60, 30, 20], [70, 40]],
+        "cumulative_reward": {
+            "steps": [1, 100, 200],
+            "per_seed": [[0, 2, 5], [0, 1, None], [0, 1, 2]],
+        },
+    }
+    return {
+        "env": "DynaMaze" if optimal else "CartPole-v1",
+        "seeds": 3,
+        "budget": {"steps": 300, "episodes": None},
+        "optimal_path_length": optimal,
+        "agents": {"dyna_q:5": entry},
+    }
+
+
+def test_table_drops_the_final_return_on_mazes_only():
+    assert "final ret" not in compare.format_table(_fake_results(14))
+    assert "final len" in compare.format_table(_fake_results(14))
+    assert "final ret" in compare.format_table(_fake_results(None))
+
+
+def test_curves_cover_every_episode_some_seed_reached(tmp_path):
+    mean, half, count = compare._mean_band(
+        _fake_results(14)["agents"]["dyna_q:5"]["episode_lengths"]
+    )
+    assert len(mean) == 9 and list(count[:3]) == [3, 3, 2] and count[-1] == 1
+    assert mean[0] == pytest.approx(60.0)
+    path = compare.plot_curves(_fake_results(14), tmp_path / "curves.png")
+    assert path.stat().st_size > 10_000
