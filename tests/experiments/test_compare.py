@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mbrl_jax import cli
-from mbrl_jax.experiments import compare
+from mbrl_jax.experiments import compare, plots
 
 
 def test_compare_writes_table_json_and_png(tmp_path, capsys):
@@ -154,9 +154,7 @@ def test_table_drops_the_final_return_on_mazes_only():
 
 
 def test_curves_cover_every_episode_some_seed_reached(tmp_path):
-    mean, half, count = compare._mean_band(
-        _fake_results(14)["agents"]["dyna_q:5"]["episode_lengths"]
-    )
+    mean, half, count = plots.mean_band(_fake_results(14)["agents"]["dyna_q:5"]["episode_lengths"])
     assert len(mean) == 9 and list(count[:3]) == [3, 3, 2] and count[-1] == 1
     assert mean[0] == pytest.approx(60.0)
     path = compare.plot_curves(_fake_results(14), tmp_path / "curves.png")
