@@ -218,6 +218,41 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _benchmarks_dir():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def _benchmark_names() -> list[str]:
+    folder = _benchmarks_dir()
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob("*.py") if p.stem != "common")
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import subprocess
+
+    names = _benchmark_names()
+    if not names:
+        print(
+            f"error: no benchmarks at {_benchmarks_dir()}: they run from a source checkout "
+            "(git clone, then pip install -e .)",
+            file=sys.stderr,
+        )
+        return 2
+    if args.name not in names:
+        print(f"error: unknown benchmark {args.name!r}; valid: {', '.join(names)}", file=sys.stderr)
+        return 2
+    command = [sys.executable, str(_benchmarks_dir() / f"{args.name}.py")]
+    if not args.full:
+        command.append("--quick")
+    if args.out:
+        command += ["--out", args.out]
+    return subprocess.run(command).returncode
+
+
 class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Defaults shown after each option (not where there is none to show); the
     epilog's lists kept as written."""
@@ -329,6 +364,19 @@ def build_parser() -> argparse.ArgumentParser:
     p_cmp.add_argument("--overwrite", action="store_true", help="replace the results in --out")
     p_cmp.set_defaults(func=_cmd_compare)
 
+    p_bench = sub.add_parser(
+        "bench",
+        help="run a benchmark script (a quick run unless --full) and print its JSON",
+        description="Run one of the benchmarks/ scripts of a source checkout: "
+        + (", ".join(_benchmark_names()) or "none found here")
+        + ". Each measures a NumPy/Python reference in the same run.",
+        formatter_class=_Help,
+    )
+    p_bench.add_argument("name", help="benchmark name")
+    p_bench.add_argument("--full", action="store_true", help="the full run (minutes)")
+    p_bench.add_argument("--out", default=None, help="also write the JSON to this file")
+    p_bench.set_defaults(func=_cmd_bench)
+
     p_plan = sub.add_parser(
         "plan",
         help="value iteration on the true MDP and on a learned count model",
@@ -362,5 +410,16 @@ def main(argv: list[str] | None = None) -> int:
     return args.func(args)
 
 
+def console_main() -> int:
+    """The ``mbrl-jax`` command: :func:`main` with JAX's persistent compilation
+    cache on (``~/.cache/mbrl_jax/xla``; ``MBRL_JAX_CACHE_DIR`` moves it,
+    ``MBRL_JAX_CACHE_DIR=off`` turns it off), so a repeated command skips most
+    of its compile time."""
+    from mbrl_jax.core.jit import enable_compilation_cache
+
+    enable_compilation_cache()
+    return main()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_main())

@@ -46,3 +46,33 @@ def jit(fun: Callable, **jit_kwargs) -> Callable:
         jit_kwargs.pop("compiler_options", None) or {}
     )
     return jax.jit(fun, compiler_options=options or None, **jit_kwargs)
+
+
+CACHE_DIR_ENV = "MBRL_JAX_CACHE_DIR"
+
+
+def enable_compilation_cache(path: str | None = None) -> str | None:
+    """Turns on JAX's persistent compilation cache, so a program compiled once
+    (same code, shapes and options) loads from disk in later processes.
+
+    Args:
+      path: the cache directory; default ``$MBRL_JAX_CACHE_DIR``, else
+        ``~/.cache/mbrl_jax/xla``. ``"off"`` (or ``MBRL_JAX_CACHE_DIR=off``)
+        leaves the cache off.
+
+    Returns:
+      The directory in use, or ``None`` when off. The ``mbrl-jax`` command
+      calls this; library code never does (it is process-wide state).
+    """
+    import os
+
+    path = path if path is not None else os.environ.get(CACHE_DIR_ENV)
+    if path is None:
+        path = os.path.join(os.path.expanduser("~"), ".cache", "mbrl_jax", "xla")
+    if path.strip().lower() in ("", "off", "0", "none"):
+        return None
+    jax.config.update("jax_compilation_cache_dir", path)
+    # Cache programs that took half a second or more to compile (every
+    # agent's train does); tiny helpers are not worth a file each.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    return path

@@ -175,3 +175,33 @@ def test_help_lists_agents_environments_and_defaults(capsys):
     assert "(default: None)" not in text and "``" not in text
     assert cli.main(["plan", "--help"]) == 0
     assert "(default: 2000)" in capsys.readouterr().out
+
+
+def test_the_command_keeps_a_persistent_compilation_cache(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    cache = tmp_path / "xla"
+    env = dict(os.environ, MBRL_JAX_CACHE_DIR=str(cache))
+    argv = ["compare", "--agents", "dyna_q:5", "--seeds", "2", "--steps", "100"]
+    command = [sys.executable, "-m", "mbrl_jax.cli", *argv, "--out", str(tmp_path / "r")]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert any(cache.iterdir())  # the train program was written
+    from mbrl_jax.core.jit import enable_compilation_cache
+
+    assert enable_compilation_cache("off") is None  # and nothing was switched on here
+    assert not jax.config.jax_compilation_cache_dir
+
+
+def test_bench_names_the_scripts_and_refuses_unknown_ones(capsys):
+    assert set(cli._benchmark_names()) == {
+        "dyna_throughput",
+        "env_throughput",
+        "pets",
+        "scaling",
+        "search",
+    }
+    assert cli.main(["bench", "nope"]) == 2
+    assert "unknown benchmark 'nope'; valid: dyna_throughput" in one_line_error(capsys)
