@@ -4,7 +4,6 @@ plan in a maze."""
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 
@@ -51,85 +50,27 @@ def _cmd_envs(args: argparse.Namespace) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    import jax
-
-    from mbrl_jax import envs, models, planners
-    from mbrl_jax.experiments.collect import random_transitions
-
-    if args.env not in envs.maze_names():
-        print(
-            f"error: plan needs a maze; got {args.env!r}, choose from "
-            f"{', '.join(envs.maze_names())}",
-            file=sys.stderr,
-        )
-        return 2
     from mbrl_jax.experiments.outputs import prepare_out_dir
+    from mbrl_jax.experiments.plan import plan_maze
 
     try:
         out = prepare_out_dir(args.out, overwrite=True)
+        summary = plan_maze(args.env, args.transitions, args.discount, args.phase, args.seed, out)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    env, params = envs.make(args.env)
-    true_mdp = envs.to_tabular(env, params, phase=args.phase)
-    exact = jax.jit(planners.value_iteration)(true_mdp, args.discount)
-    exact_len = int(planners.greedy_path_length(true_mdp, exact.policy))
-
-    @jax.jit
-    def learn(key):
-        data = random_transitions(key, env, params, args.transitions)
-        model = models.count_model_init(params.num_states, env.num_actions)
-        model = models.count_model_update(model, data)
-        mdp = models.count_model_mdp(model).replace(start=params.start)
-        result = planners.value_iteration(mdp, args.discount)
-        return result, planners.greedy_path_length(true_mdp, result.policy)
-
-    learned, learned_len = learn(jax.random.key(args.seed))
-    learned_len = int(learned_len)
-    print(envs.render_ascii(params, phase=args.phase, policy=exact.policy))
+    print(summary["ascii"])
     print(
-        f"value iteration on the true MDP:          greedy path {exact_len} steps "
-        f"({int(exact.iterations)} iterations)"
+        f"value iteration on the true MDP:          greedy path {summary['true_path_length']} "
+        f"steps ({summary['true_iterations']} iterations)"
     )
-    shown = "does not reach the goal" if learned_len < 0 else f"greedy path {learned_len} steps"
+    learned = summary["learned_path_length"]
+    shown = "does not reach the goal" if learned < 0 else f"greedy path {learned} steps"
     print(
         f"value iteration on a count model learned\n  from {args.transitions} random "
         f"transitions:            {shown}"
     )
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(
-        1, 2, figsize=(2 * max(4.0, 0.6 * params.width), max(3.0, 0.6 * params.height))
-    )
-    envs.plot_maze(
-        params,
-        exact.values,
-        exact.policy,
-        args.phase,
-        ax=axes[0],
-        title=f"true MDP: path {exact_len}",
-    )
-    envs.plot_maze(
-        params,
-        learned.values,
-        learned.policy,
-        args.phase,
-        ax=axes[1],
-        title=f"count model ({args.transitions} steps): path {learned_len}",
-    )
-    fig.tight_layout()
-    png = out / f"plan_{args.env}.png"
-    fig.savefig(png, dpi=120)
-    plt.close(fig)
-    summary = {
-        "env": args.env,
-        "true_path_length": exact_len,
-        "learned_path_length": learned_len,
-        "transitions": args.transitions,
-        "discount": args.discount,
-    }
-    (out / f"plan_{args.env}.json").write_text(json.dumps(summary, indent=2))
-    print(f"wrote {png}")
+    print(f"wrote {summary['png']}")
     return 0
 
 
