@@ -4,33 +4,32 @@ plan in a maze."""
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 
+from mbrl_jax.core.validation import MAX_STEPS
+
 MAX_SEED = 2**63 - 1
-MAX_STEPS = 2**31 - 1
 
 
 def _number(kind, low=None, high=None, low_open=False, high_open=False):
     """An argparse ``type`` that parses ``kind`` (``int`` or ``float``) and checks
-    the range; NaN and inf never pass, so a bad value is one line and exit 2."""
-    from mbrl_jax.core.validation import range_text
-
-    text = range_text(low, high, low_open, high_open)
-    noun = "an integer" if kind is int else "a finite number"
+    it with the configs' own validation (NaN and inf never pass), so a bad value
+    is one line and exit 2."""
+    from mbrl_jax.core.validation import check_float_value, check_int_value, range_text
 
     def parse(raw: str):
         try:
             value = kind(raw)
         except ValueError:
+            noun = "an integer" if kind is int else "a finite number"
+            text = range_text(low, high, low_open, high_open)
             raise argparse.ArgumentTypeError(f"must be {noun} in {text}, got {raw!r}") from None
-        if kind is float and not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"must be {noun} in {text}, got {raw!r}")
-        too_low = low is not None and (value < low or (low_open and value == low))
-        too_high = high is not None and (value > high or (high_open and value == high))
-        if too_low or too_high:
-            raise argparse.ArgumentTypeError(f"must be in {text}, got {raw}")
-        return value
+        try:
+            if kind is int:
+                return check_int_value("", value, low, high)
+            return check_float_value("", value, low, high, low_open, high_open)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
 
     parse.__name__ = kind.__name__  # argparse names the type in its messages
     return parse

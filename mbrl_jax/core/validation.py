@@ -26,18 +26,52 @@ def range_text(low, high, low_open, high_open) -> str:
     return f"{left}{lo}, {hi}{right}"
 
 
-def check_int(config: Any, field: str, low: int | None = None, high: int | None = None) -> None:
-    """``config.field`` must be an integer (not a bool or float) in ``[low, high]``."""
-    value = getattr(config, field)
+MAX_STEPS = 2**31 - 1
+"""The most steps a budget may hold: step counters are int32."""
+
+
+def check_int_value(name: str, value, low: int | None = None, high: int | None = None):
+    """``value`` if it is an integer (not a bool or float) in ``[low, high]``, else a
+    ``ValueError`` whose message starts with ``name`` (none when empty)."""
+    lead = f"{name} " if name else ""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(
-            f"{_name(config, field)} must be an integer in {range_text(low, high, False, False)}, "
+            f"{lead}must be an integer in {range_text(low, high, False, False)}, "
             f"got {value!r} ({type(value).__name__})"
         )
     if (low is not None and value < low) or (high is not None and value > high):
-        raise ValueError(
-            f"{_name(config, field)} must be in {range_text(low, high, False, False)}, got {value}"
-        )
+        raise ValueError(f"{lead}must be in {range_text(low, high, False, False)}, got {value}")
+    return value
+
+
+def check_float_value(
+    name: str,
+    value,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    allow_inf: bool = False,
+) -> float:
+    """``float(value)`` if it is a real number in the range (NaN never, inf only
+    if allowed), else a ``ValueError`` whose message starts with ``name``."""
+    lead = f"{name} " if name else ""
+    text = range_text(low, high, low_open, high_open)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{lead}must be a number in {text}, got {value!r}")
+    value = float(value)
+    if math.isnan(value) or (math.isinf(value) and not allow_inf):
+        raise ValueError(f"{lead}must be a finite number in {text}, got {value}")
+    too_low = low is not None and (value < low or (low_open and value == low))
+    too_high = high is not None and (value > high or (high_open and value == high))
+    if too_low or too_high:
+        raise ValueError(f"{lead}must be in {text}, got {value}")
+    return value
+
+
+def check_int(config: Any, field: str, low: int | None = None, high: int | None = None) -> None:
+    """``config.field`` must be an integer (not a bool or float) in ``[low, high]``."""
+    check_int_value(_name(config, field), getattr(config, field), low, high)
 
 
 def check_float(
@@ -50,17 +84,9 @@ def check_float(
     allow_inf: bool = False,
 ) -> None:
     """``config.field`` must be a real number in the range; NaN never, inf only if allowed."""
-    value = getattr(config, field)
-    text = range_text(low, high, low_open, high_open)
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{_name(config, field)} must be a number in {text}, got {value!r}")
-    value = float(value)
-    if math.isnan(value) or (math.isinf(value) and not allow_inf):
-        raise ValueError(f"{_name(config, field)} must be a finite number in {text}, got {value}")
-    too_low = low is not None and (value < low or (low_open and value == low))
-    too_high = high is not None and (value > high or (high_open and value == high))
-    if too_low or too_high:
-        raise ValueError(f"{_name(config, field)} must be in {text}, got {value}")
+    check_float_value(
+        _name(config, field), getattr(config, field), low, high, low_open, high_open, allow_inf
+    )
 
 
 def check_range(

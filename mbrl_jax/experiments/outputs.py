@@ -12,6 +12,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from mbrl_jax.core.validation import MAX_STEPS
+
 __all__ = [
     "MAX_STEPS",
     "check_memory",
@@ -20,8 +22,6 @@ __all__ = [
     "prepare_out_dir",
     "write_atomic",
 ]
-
-MAX_STEPS = 2**31 - 1
 
 
 def output_bytes(shapes) -> int:
