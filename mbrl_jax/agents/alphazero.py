@@ -14,7 +14,7 @@
 
 Everything is one jitted function; ``jax.vmap`` over seeds works. The
 self-play loop and the final evaluation are
-:func:`mbrl_jax.agents.self_play.make_self_play_train`'s.
+:func:`mbrl_jax.agents.self_play.make_self_play_chunked`'s.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ import jax.numpy as jnp
 import optax
 
 from mbrl_jax.agents.common import num_discrete_actions, vector_observation_shape
-from mbrl_jax.agents.self_play import TrainOutput, make_self_play_train
+from mbrl_jax.agents.self_play import TrainOutput, make_self_play_chunked
+from mbrl_jax.core.chunked import Chunked, as_train
 from mbrl_jax.core.returns import n_step_targets
 from mbrl_jax.core.validation import check_range
 from mbrl_jax.models.networks import PolicyValueNet
@@ -34,7 +35,7 @@ from mbrl_jax.models.true_env import env_model
 from mbrl_jax.models.value_transforms import h, h_inverse
 from mbrl_jax.planners.search import SearchConfig, make_search
 
-__all__ = ["Config", "TrainOutput", "make_train"]
+__all__ = ["Config", "TrainOutput", "make_chunked", "make_train"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +97,13 @@ class Config:
 
 
 def make_train(config: Config, env, env_params, mesh=None):
-    """Builds ``train(key) -> TrainOutput`` for a discrete-action gymnax environment.
+    """``train(key) -> TrainOutput``: :func:`make_chunked` in one call."""
+    return as_train(make_chunked(config, env, env_params, mesh))
+
+
+def make_chunked(config: Config, env, env_params, mesh=None) -> Chunked:
+    """Builds the run (one unit per self-play iteration) for a discrete-action gymnax
+    environment; :func:`make_train` is ``train(key) -> TrainOutput`` of it.
 
     ``TrainOutput.losses`` holds ``loss``, ``policy_loss`` and ``value_loss``.
 
@@ -173,7 +180,7 @@ def make_train(config: Config, env, env_params, mesh=None):
         losses = {"loss": loss.mean(), "policy_loss": p_loss.mean(), "value_loss": v_loss.mean()}
         return (params, opt_state), losses
 
-    return make_self_play_train(
+    return make_self_play_chunked(
         env,
         env_params,
         c,

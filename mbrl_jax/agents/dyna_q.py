@@ -31,9 +31,10 @@ from mbrl_jax.agents.tabular import (
     StepMetrics,
     TabularConfig,
     TrainOutput,
-    make_tabular_train,
+    make_tabular_chunked,
     model_key,
 )
+from mbrl_jax.core.chunked import Chunked, as_train
 from mbrl_jax.core.types import Array, Model
 from mbrl_jax.core.validation import check_choice, check_range
 from mbrl_jax.models.tabular import deterministic_model
@@ -45,7 +46,14 @@ from mbrl_jax.planners.dyna import (
     visited_update,
 )
 
-__all__ = ["Config", "HyperParams", "StepMetrics", "TrainOutput", "make_train"]
+__all__ = [
+    "Config",
+    "HyperParams",
+    "StepMetrics",
+    "TrainOutput",
+    "make_chunked",
+    "make_train",
+]
 
 PLANNING_MODES = ("sequential", "batched")
 
@@ -81,7 +89,13 @@ class DynaState(NamedTuple):
 
 
 def make_train(config: Config, env, env_params, model: Model | None = None):
-    """Builds ``train(key, hyperparams=None) -> TrainOutput`` for one seed.
+    """``train(key, hyperparams=None) -> TrainOutput``: :func:`make_chunked` in one call."""
+    return as_train(make_chunked(config, env, env_params, model))
+
+
+def make_chunked(config: Config, env, env_params, model: Model | None = None) -> Chunked:
+    """Builds the run of one seed as a :class:`~mbrl_jax.core.chunked.Chunked`
+    (units of 256 steps; :func:`make_train` is it in one call).
 
     Args:
       config: :class:`Config`.
@@ -93,8 +107,9 @@ def make_train(config: Config, env, env_params, model: Model | None = None):
         count model or a bootstrap ensemble plan the same way.
 
     Returns:
-      A pure function; jit it, vmap it over keys (and over :class:`HyperParams`).
-      ``metrics`` hold ``reward``, ``done``, ``terminated``, ``planning_updates``
+      The chunked run; ``as_train`` of it is a pure ``train(key, hyperparams=None)``:
+      jit it, vmap it over keys (and over :class:`HyperParams`). ``metrics`` hold
+      ``reward``, ``done``, ``terminated``, ``planning_updates``
       and ``q_updates`` of shape ``[num_steps]``.
 
     Raises:
@@ -134,4 +149,4 @@ def make_train(config: Config, env, env_params, model: Model | None = None):
         )
         return DynaState(q, params, memory, last_tried), jnp.int32(n), jnp.int32(n + 1)
 
-    return make_tabular_train(config, env, env_params, init, learn)
+    return make_tabular_chunked(config, env, env_params, init, learn)

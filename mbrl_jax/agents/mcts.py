@@ -12,12 +12,13 @@ it the same way.
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from mbrl_jax.agents.common import num_discrete_actions
+from mbrl_jax.core.chunked import Chunked, EvalResult, as_train
 from mbrl_jax.core.types import Array, PRNGKey
 from mbrl_jax.core.validation import check_range
 from mbrl_jax.models.true_env import env_model
@@ -79,7 +80,26 @@ class TrainOutput(NamedTuple):
 
 
 def make_train(config: Config, env, env_params):
-    """Builds ``train(key) -> TrainOutput`` (jit/vmap it over seeds)."""
+    """``train(key) -> TrainOutput`` (jit/vmap it over seeds): :func:`make_chunked` in one call."""
+    return as_train(make_chunked(config, env, env_params))
+
+
+class MctsRunState(NamedTuple):
+    """A run between blocks of steps: the next step ``t``, the environment's
+    state, episodes completed, the loop key, the running episode's return and
+    the last completed episode's (NaN before one ends)."""
+
+    t: Array
+    env_state: Any
+    episodes: Array
+    loop_key: PRNGKey
+    running: Array
+    last_return: Array
+
+
+def make_chunked(config: Config, env, env_params) -> Chunked:
+    """Builds the run in blocks of ``num_steps // 20`` steps (at least 1; the
+    remainder in ``finish``)."""
     num_actions = num_discrete_actions(env, env_params)
     model = env_model(env, env_params)
     evaluate = rollout_evaluator(
@@ -87,42 +107,79 @@ def make_train(config: Config, env, env_params):
     )
     search = make_search(config.search, model, evaluate, num_actions)
     max_episodes = config.max_episodes or 2**30
+    n = config.num_steps
+    block = max(1, n // 20)
+    num_blocks, remainder = divmod(n, block)
 
-    def train(key: PRNGKey) -> TrainOutput:
+    def init_run(key: PRNGKey) -> MctsRunState:
         reset_key, loop_key = jax.random.split(key)
         _, state = env.reset(reset_key, env_params)
-        n = config.num_steps
+        nan = jnp.float32(jnp.nan)
+        return MctsRunState(jnp.int32(0), state, jnp.int32(0), loop_key, jnp.float32(0), nan)
+
+    def run_block(run: MctsRunState, size: int):
+        start = run.t
         metrics = StepMetrics(
-            reward=jnp.zeros(n, jnp.float32),
-            done=jnp.zeros(n, bool),
-            active=jnp.zeros(n, bool),
-            root_value=jnp.zeros(n, jnp.float32),
+            reward=jnp.zeros(size, jnp.float32),
+            done=jnp.zeros(size, bool),
+            active=jnp.zeros(size, bool),
+            root_value=jnp.zeros(size, jnp.float32),
         )
 
         # A while loop rather than a scan: with max_episodes it stops once every
         # episode is over (under vmap, once every seed's are), instead of
         # searching through the remaining steps.
         def cond(carry):
-            t, _, episodes, _ = carry
-            return (t < n) & (episodes < max_episodes)
+            i, run, _ = carry
+            return (i < size) & (run.episodes < max_episodes)
 
         def body(carry):
-            t, state, episodes, metrics = carry
-            search_key, env_key = jax.random.split(jax.random.fold_in(loop_key, t))
-            result = search(None, None, search_key, jax.tree.map(lambda x: x[None], state))
+            i, run, metrics = carry
+            t = start + i
+            search_key, env_key = jax.random.split(jax.random.fold_in(run.loop_key, t))
+            result = search(None, None, search_key, jax.tree.map(lambda x: x[None], run.env_state))
             _, state, reward, terminated, truncated, _ = env.step(
-                env_key, state, result.action[0], env_params
+                env_key, run.env_state, result.action[0], env_params
             )
             done = terminated | truncated
+            reward = reward.astype(jnp.float32)
             metrics = StepMetrics(
-                reward=metrics.reward.at[t].set(reward.astype(jnp.float32)),
-                done=metrics.done.at[t].set(done),
-                active=metrics.active.at[t].set(True),
-                root_value=metrics.root_value.at[t].set(result.value[0]),
+                reward=metrics.reward.at[i].set(reward),
+                done=metrics.done.at[i].set(done),
+                active=metrics.active.at[i].set(True),
+                root_value=metrics.root_value.at[i].set(result.value[0]),
             )
-            return t + 1, state, episodes + done.astype(jnp.int32), metrics
+            running = run.running + reward
+            run = run._replace(
+                env_state=state,
+                episodes=run.episodes + done.astype(jnp.int32),
+                running=jnp.where(done, 0.0, running),
+                last_return=jnp.where(done, running, run.last_return),
+            )
+            return i + 1, run, metrics
 
-        *_, metrics = jax.lax.while_loop(cond, body, (jnp.int32(0), state, jnp.int32(0), metrics))
-        return TrainOutput(metrics)
+        _, run, metrics = jax.lax.while_loop(cond, body, (jnp.int32(0), run, metrics))
+        return run._replace(t=start + size), metrics
 
-    return train
+    def finish(run: MctsRunState, outs):
+        metrics = jax.tree.map(lambda m: m.reshape(num_blocks * block), outs)
+        if remainder:
+            run, tail = run_block(run, remainder)
+            metrics = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), metrics, tail)
+        return run, TrainOutput(metrics)
+
+    def last_episode(run: MctsRunState, key: PRNGKey, num_episodes: int = 1) -> EvalResult:
+        # The agent does not learn: every episode is run with its one policy.
+        del key, num_episodes
+        return EvalResult(run.last_return[None], jnp.zeros((1,), jnp.int32))
+
+    return Chunked(
+        init=init_run,
+        unit=lambda run: run_block(run, block),
+        finish=finish,
+        num_units=num_blocks,
+        unit_steps=block,
+        final_steps=remainder,
+        evaluate=last_episode,
+        eval_note="the last completed episode (MCTS does not learn: it acts with one policy)",
+    )

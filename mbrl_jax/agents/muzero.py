@@ -29,7 +29,7 @@ with value and reward as categorical distributions over the integer support
 
 The networks are :class:`~mbrl_jax.models.networks.MuZeroNet`, the latent
 model :func:`~mbrl_jax.models.latent.muzero_model`, the self-play loop
-:func:`mbrl_jax.agents.self_play.make_self_play_train`'s.
+:func:`mbrl_jax.agents.self_play.make_self_play_chunked`'s.
 
 Shape letters: N environments, B batch, K unroll steps, A actions, L latent size.
 """
@@ -43,7 +43,8 @@ import jax.numpy as jnp
 import optax
 
 from mbrl_jax.agents.common import num_discrete_actions, vector_observation_shape
-from mbrl_jax.agents.self_play import TrainOutput, make_self_play_train
+from mbrl_jax.agents.self_play import TrainOutput, make_self_play_chunked
+from mbrl_jax.core.chunked import Chunked, as_train
 from mbrl_jax.core.replay import (
     trajectory_buffer_add,
     trajectory_buffer_init,
@@ -57,7 +58,7 @@ from mbrl_jax.models.networks import MuZeroNet
 from mbrl_jax.models.value_transforms import h, scalar_to_support
 from mbrl_jax.planners.search import SearchConfig, make_search
 
-__all__ = ["Config", "TrainOutput", "make_train"]
+__all__ = ["Config", "TrainOutput", "make_chunked", "make_train"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +135,13 @@ def _scale_gradient(x, scale: float):
 
 
 def make_train(config: Config, env, env_params, mesh=None):
-    """Builds ``train(key) -> TrainOutput`` for a discrete-action gymnax environment.
+    """``train(key) -> TrainOutput``: :func:`make_chunked` in one call."""
+    return as_train(make_chunked(config, env, env_params, mesh))
+
+
+def make_chunked(config: Config, env, env_params, mesh=None) -> Chunked:
+    """Builds the run (one unit per self-play iteration) for a discrete-action gymnax
+    environment; :func:`make_train` is ``train(key) -> TrainOutput`` of it.
 
     ``TrainOutput.losses`` holds ``loss``, ``policy_loss``, ``value_loss`` and
     ``reward_loss``.
@@ -261,7 +268,7 @@ def make_train(config: Config, env, env_params, mesh=None):
     def greedy_act(params, key, obs, states):
         return greedy_search(params, params, key, represent(params, obs)).action
 
-    return make_self_play_train(
+    return make_self_play_chunked(
         env,
         env_params,
         c,

@@ -25,7 +25,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from mbrl_jax.core.replay import buffer_add, buffer_init
+from mbrl_jax.core.chunked import Chunked, EvalResult, as_train
+from mbrl_jax.core.replay import ReplayBuffer, buffer_add, buffer_init
 from mbrl_jax.core.types import Array, PRNGKey, Transition
 from mbrl_jax.core.validation import check_choice, check_range
 from mbrl_jax.envs.registry import task_functions
@@ -204,7 +205,18 @@ def make_train(
     task: TaskFunctions | None = None,
     terminal_value_fn=None,
 ):
-    """Builds ``train(key) -> TrainOutput``.
+    """``train(key) -> TrainOutput``: :func:`make_chunked` in one call."""
+    return as_train(make_chunked(config, env, env_params, task, terminal_value_fn))
+
+
+def make_chunked(
+    config: Config,
+    env,
+    env_params,
+    task: TaskFunctions | None = None,
+    terminal_value_fn=None,
+) -> Chunked:
+    """Builds the run: the random trials in ``init``, one MPC trial per unit.
 
     Args:
       config: :class:`Config`.
@@ -291,7 +303,9 @@ def make_train(
         length = first.sum().astype(jnp.int32)
         return transitions, mask, rewards, length, (predicted, observations)
 
-    def train(key: PRNGKey) -> TrainOutput:
+    num_mpc = config.num_trials - config.random_trials
+
+    def init_run(key: PRNGKey) -> PetsRunState:
         init_key, random_key, mpc_key = jax.random.split(key, 3)
         ens_state = ensemble.init(init_key)
         example = Transition(
@@ -308,33 +322,37 @@ def make_train(
             transitions, mask, rewards, length, predicted = episode(key, act, keep_going=True)
             return buffer_add(buffer, transitions, mask), (rewards, length, predicted)
 
-        buffer, (r_rewards, r_lengths, r_pred) = jax.lax.scan(
+        buffer, random_out = jax.lax.scan(
             random_trial, buffer, jax.random.split(random_key, config.random_trials)
         )
+        last = random_out[0][-1].sum()
+        return PetsRunState(buffer, ens_state, mpc_key, jnp.int32(0), random_out, last)
 
-        def mpc_trial(carry, key):
-            buffer, ens_state = carry
-            fit_key, run_key = jax.random.split(key)
-            ens_state, info = ensemble.fit(fit_key, ens_state, buffer, config.num_epochs)
+    def unit(state: PetsRunState):
+        key = jax.random.split(state.mpc_key, num_mpc)[state.trial]
+        fit_key, run_key = jax.random.split(key)
+        ens_state, info = ensemble.fit(fit_key, state.ens_state, state.buffer, config.num_epochs)
 
-            def act(k, obs, planner_state):
-                result, planner_state = planner.plan(ens_state, k, obs, planner_state)
-                return result.action, planner_state, result.predicted_return
+        def act(k, obs, planner_state):
+            result, planner_state = planner.plan(ens_state, k, obs, planner_state)
+            return result.action, planner_state, result.predicted_return
 
-            transitions, mask, rewards, length, predicted = episode(run_key, act)
-            buffer = buffer_add(buffer, transitions, mask)
-            return (buffer, ens_state), (rewards, length, predicted, info.val_loss, info.train_loss)
-
-        num_mpc = config.num_trials - config.random_trials
-        (buffer, ens_state), (m_rewards, m_lengths, m_pred, val_loss, train_loss) = jax.lax.scan(
-            mpc_trial, (buffer, ens_state), jax.random.split(mpc_key, num_mpc)
+        transitions, mask, rewards, length, predicted = episode(run_key, act)
+        buffer = buffer_add(state.buffer, transitions, mask)
+        new = state._replace(
+            buffer=buffer, ens_state=ens_state, trial=state.trial + 1, last_return=rewards.sum()
         )
+        return new, (rewards, length, predicted, info.val_loss, info.train_loss)
+
+    def finish(state: PetsRunState, outs):
+        m_rewards, m_lengths, m_pred, val_loss, train_loss = outs
+        r_rewards, r_lengths, r_pred = state.random_out
         zeros = lambda x: jnp.zeros((config.random_trials, *x.shape[1:]), x.dtype)  # noqa: E731
         step_rewards = jnp.concatenate([r_rewards, m_rewards])
         lengths = jnp.concatenate([r_lengths, m_lengths])
         active = jnp.arange(steps)[None, :] < lengths[:, None]
         done = jnp.arange(steps)[None, :] == (lengths[:, None] - 1)
-        return TrainOutput(
+        return state, TrainOutput(
             metrics=StepMetrics(
                 reward=step_rewards.reshape(-1), done=done.reshape(-1), active=active.reshape(-1)
             ),
@@ -345,7 +363,34 @@ def make_train(
             predicted_return=jnp.concatenate([r_pred[0], m_pred[0]]),
             observations=jnp.concatenate([r_pred[1], m_pred[1]]),
             step_rewards=step_rewards,
-            ensemble=ens_state,
+            ensemble=state.ens_state,
         )
 
-    return train
+    def evaluate(state: PetsRunState, key: PRNGKey, num_episodes: int = 1) -> EvalResult:
+        # Every MPC trial acts with the evaluation policy (the planner's choice,
+        # no exploration noise on top), so the last trial is the evaluation.
+        del key, num_episodes
+        return EvalResult(state.last_return[None], jnp.zeros((1,), jnp.int32))
+
+    return Chunked(
+        init=init_run,
+        unit=unit,
+        finish=finish,
+        num_units=num_mpc,
+        unit_steps=steps,
+        evaluate=evaluate,
+        eval_note="the last trial (PETS acts with its evaluation policy, MPC without added noise)",
+    )
+
+
+class PetsRunState(NamedTuple):
+    """A PETS run between trials: the data, the ensemble, the MPC trials' key,
+    the next MPC trial's index, the random trials' records (``rewards``,
+    ``lengths``, ``(predicted, observations)``) and the last trial's return."""
+
+    buffer: ReplayBuffer
+    ens_state: EnsembleState
+    mpc_key: PRNGKey
+    trial: Array
+    random_out: tuple
+    last_return: Array

@@ -20,9 +20,10 @@ from mbrl_jax.agents.tabular import (
     StepMetrics,
     TabularConfig,
     TrainOutput,
-    make_tabular_train,
+    make_tabular_chunked,
     model_key,
 )
+from mbrl_jax.core.chunked import Chunked, as_train
 from mbrl_jax.core.types import Array, Model
 from mbrl_jax.core.validation import check_range
 from mbrl_jax.models.tabular import deterministic_model
@@ -34,7 +35,14 @@ from mbrl_jax.planners.prioritized_sweeping import (
     td_error_magnitude,
 )
 
-__all__ = ["Config", "HyperParams", "StepMetrics", "TrainOutput", "make_train"]
+__all__ = [
+    "Config",
+    "HyperParams",
+    "StepMetrics",
+    "TrainOutput",
+    "make_chunked",
+    "make_train",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +73,13 @@ class SweepState(NamedTuple):
 
 
 def make_train(config: Config, env, env_params, model: Model | None = None):
-    """Builds ``train(key, hyperparams=None) -> TrainOutput`` for one seed.
+    """``train(key, hyperparams=None) -> TrainOutput``: :func:`make_chunked` in one call."""
+    return as_train(make_chunked(config, env, env_params, model))
+
+
+def make_chunked(config: Config, env, env_params, model: Model | None = None) -> Chunked:
+    """Builds the run of one seed as a :class:`~mbrl_jax.core.chunked.Chunked`
+    (units of 256 steps; :func:`make_train` is it in one call).
 
     Same contract as :func:`mbrl_jax.agents.dyna_q.make_train` (``model``
     defaults to the last-seen deterministic model);
@@ -105,4 +119,4 @@ def make_train(config: Config, env, env_params, model: Model | None = None):
         )
         return SweepState(q, params, visited, priority), updates, updates
 
-    return make_tabular_train(config, env, env_params, init, learn)
+    return make_tabular_chunked(config, env, env_params, init, learn)

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from mbrl_jax.core.chunked import Chunked, EvalResult, as_train, evaluate_episodes
 from mbrl_jax.core.returns import completed_returns
 from mbrl_jax.core.sharding import ENV_AXIS
 from mbrl_jax.core.types import Array, PRNGKey, Transition
@@ -56,35 +57,7 @@ class TrainOutput(NamedTuple):
     params: Any
 
 
-def evaluate_episodes(act, env, env_params, params, key, num_envs: int, num_steps: int) -> Array:
-    """Returns ``[num_envs]`` of the first episode of each of ``num_envs`` environments.
-
-    ``act(params, key, obs [N, ...], states [N]) -> actions [N]``; each
-    environment runs ``num_steps`` steps (``lax.scan``) and its return counts
-    rewards until its first episode ends.
-    """
-    reset_key, loop_key = jax.random.split(key)
-    obs, states = jax.vmap(env.reset, in_axes=(0, None))(
-        jax.random.split(reset_key, num_envs), env_params
-    )
-
-    def body(carry, step_key):
-        obs, states, alive, total = carry
-        act_key, env_key = jax.random.split(step_key)
-        actions = act(params, act_key, obs, states)
-        obs, states, reward, terminated, truncated, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-            jax.random.split(env_key, num_envs), states, actions, env_params
-        )
-        total = total + alive * reward
-        alive = alive * (1.0 - (terminated | truncated).astype(jnp.float32))
-        return (obs, states, alive, total), None
-
-    init = (obs, states, jnp.ones(num_envs), jnp.zeros(num_envs))
-    (_, _, _, total), _ = jax.lax.scan(body, init, jax.random.split(loop_key, num_steps))
-    return total
-
-
-def make_self_play_train(
+def make_self_play_chunked(
     env,
     env_params,
     config,
@@ -95,8 +68,9 @@ def make_self_play_train(
     greedy_act: Callable[[Any, PRNGKey, Array, Any], Array],
     params_of: Callable[[Any], Any],
     mesh: Mesh | None = None,
-) -> Callable[[PRNGKey], TrainOutput]:
-    """Builds ``train(key) -> TrainOutput`` from an agent's pieces.
+) -> Chunked:
+    """Builds the run (a :class:`~mbrl_jax.core.chunked.Chunked`, one unit per
+    self-play iteration) from an agent's pieces.
 
     Args:
       env, env_params: a gymnax environment with discrete actions.
@@ -152,28 +126,71 @@ def make_self_play_train(
         out = (steps.reward[:, 0], done[:, 0], mean_return, losses)
         return (agent, obs, states, running), out
 
-    def train(key: PRNGKey) -> TrainOutput:
+    def init_run(key: PRNGKey) -> SelfPlayState:
         init_key, reset_key, loop_key, eval_key = jax.random.split(key, 4)
         obs, states = by_env(reset_env(jax.random.split(reset_key, num_envs), env_params))
         agent = init(init_key, obs)
-        (agent, *_), (reward, done, mean_return, losses) = jax.lax.scan(
-            iteration,
-            (agent, obs, states, jnp.zeros(num_envs)),
-            jax.random.split(loop_key, config.num_iterations),
+        return SelfPlayState(
+            agent, obs, states, jnp.zeros(num_envs), loop_key, eval_key, jnp.int32(0)
         )
-        params = params_of(agent)
-        eval_return = evaluate_episodes(
-            greedy_act, env, env_params, params, eval_key, config.eval_envs, config.eval_steps
+
+    def unit(state: SelfPlayState):
+        key = jax.random.split(state.loop_key, config.num_iterations)[state.iteration]
+        (agent, obs, states, running), out = iteration(
+            (state.agent, state.obs, state.states, state.running), key
         )
-        return TrainOutput(
+        return SelfPlayState(
+            agent, obs, states, running, state.loop_key, state.eval_key, state.iteration + 1
+        ), out
+
+    def finish(state: SelfPlayState, outs):
+        reward, done, mean_return, losses = outs
+        params = params_of(state.agent)
+        evaluation = evaluate_episodes(
+            greedy_act, env, env_params, params, state.eval_key, config.eval_envs, config.eval_steps
+        )
+        return state, TrainOutput(
             metrics=StreamMetrics(reward.reshape(-1), done.reshape(-1)),
             mean_return=mean_return,
             losses=losses,
-            eval_return=eval_return,
+            eval_return=evaluation.returns,
             params=params,
         )
 
-    return train
+    def evaluate(state: SelfPlayState, key: PRNGKey, num_episodes: int = 10) -> EvalResult:
+        params = params_of(state.agent)
+        return evaluate_episodes(
+            greedy_act, env, env_params, params, key, num_episodes, config.eval_steps
+        )
+
+    return Chunked(
+        init=init_run,
+        unit=unit,
+        finish=finish,
+        num_units=config.num_iterations,
+        unit_steps=num_envs * unroll_length,
+        evaluate=evaluate,
+        eval_note="search without root noise, greedy action (real environment)",
+    )
+
+
+class SelfPlayState(NamedTuple):
+    """A self-play run between iterations: the agent, the environments'
+    observations and states, the running episode returns, the loop and
+    evaluation keys, and the next iteration's index."""
+
+    agent: Any
+    obs: Any
+    states: Any
+    running: Array
+    loop_key: PRNGKey
+    eval_key: PRNGKey
+    iteration: Array
+
+
+def make_self_play_train(env, env_params, config, **pieces) -> Callable[[PRNGKey], TrainOutput]:
+    """``train(key) -> TrainOutput``: :func:`make_self_play_chunked` in one call."""
+    return as_train(make_self_play_chunked(env, env_params, config, **pieces))
 
 
 def _env_constraints(mesh: Mesh | None, num_envs: int):

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from mbrl_jax.agents.common import discrete_sizes, epsilon_greedy
+from mbrl_jax.core.chunked import Chunked, as_train, evaluate_episodes
 from mbrl_jax.core.random import hashed_bits
 from mbrl_jax.core.types import Array, PRNGKey, Transition
 from mbrl_jax.core.validation import check_range
@@ -189,8 +190,12 @@ def greedy_evaluator(env, env_params) -> Callable[[Array, Array], Array]:
     return evaluate
 
 
-def make_tabular_train(config, env, env_params, init: Callable, learn: Callable):
-    """Builds ``train(key, hyperparams=None) -> TrainOutput`` around an agent's ``learn``.
+def make_tabular_chunked(config, env, env_params, init: Callable, learn: Callable) -> Chunked:
+    """Builds the :class:`~mbrl_jax.core.chunked.Chunked` run of a tabular agent's ``learn``.
+
+    ``as_train`` of it is ``train(key, hyperparams=None) -> TrainOutput``; a unit
+    is one block of 256 steps (or ``greedy_eval_interval``), the remainder runs in
+    ``finish``.
 
     Random numbers: each chunk of steps draws one ``jax.random`` word per step
     in a single vectorised call; a step expands its word with the hash of
@@ -237,11 +242,9 @@ def make_tabular_train(config, env, env_params, init: Callable, learn: Callable)
             metrics = jax.tree.map(lambda m: jnp.where(active, m, jnp.zeros_like(m)), metrics)
         return new, metrics
 
-    def train(key: PRNGKey, hyperparams: HyperParams | None = None) -> TrainOutput:
+    def init_run(key: PRNGKey, hyperparams: HyperParams | None = None) -> TabularRunState:
         hp = HyperParams.from_config(config) if hyperparams is None else hyperparams
         reset_key, loop_key = jax.random.split(key)
-        impl = jax.random.key_impl(loop_key)
-        key_words = jax.random.key_data(loop_key).shape[-1]
         obs, env_state = env.reset(reset_key, env_params)
         # The model's init key is derived from the loop key by folding in a
         # constant, so existing key streams (reset, loop) stay as they were.
@@ -251,33 +254,78 @@ def make_tabular_train(config, env, env_params, init: Callable, learn: Callable)
             obs=jnp.asarray(obs, jnp.int32),
             episodes=jnp.int32(0),
         )
+        return TabularRunState(carry, hp, loop_key, jnp.int32(0))
 
-        def run_chunk(carry, steps, chunk_key):
-            words = jax.random.bits(chunk_key, (steps.shape[0],), jnp.uint32)
-            return jax.lax.scan(
-                lambda c, x: env_step(c, x[0], x[1], key_words, impl, hp), carry, (steps, words)
-            )
+    def chunk_key(state: TabularRunState, index):
+        return jax.random.split(state.loop_key, num_chunks + 1)[index]
 
-        def scan_chunk(carry, xs):
-            steps, chunk_key = xs
-            carry, metrics = run_chunk(carry, steps, chunk_key)
-            lengths = evaluate(carry.agent.q, steps[-1] + 1) if interval else jnp.int32(0)
-            return carry, (metrics, lengths)
-
-        steps = jnp.arange(num_steps, dtype=jnp.int32)
-        chunk_keys = jax.random.split(loop_key, num_chunks + 1)
-        carry, (metrics, lengths) = jax.lax.scan(
-            scan_chunk,
-            carry,
-            (steps[: num_chunks * chunk].reshape(num_chunks, chunk), chunk_keys[:num_chunks]),
+    def run_chunk(carry, steps, chunk_key, hp):
+        impl = jax.random.key_impl(chunk_key)
+        key_words = jax.random.key_data(chunk_key).shape[-1]
+        words = jax.random.bits(chunk_key, (steps.shape[0],), jnp.uint32)
+        return jax.lax.scan(
+            lambda c, x: env_step(c, x[0], x[1], key_words, impl, hp), carry, (steps, words)
         )
+
+    def unit(state: TabularRunState):
+        steps = state.chunk * chunk + jnp.arange(chunk, dtype=jnp.int32)
+        carry, metrics = run_chunk(state.carry, steps, chunk_key(state, state.chunk), state.hp)
+        lengths = evaluate(carry.agent.q, steps[-1] + 1) if interval else jnp.int32(0)
+        return state._replace(carry=carry, chunk=state.chunk + 1), (metrics, lengths)
+
+    def finish(state: TabularRunState, outs):
+        metrics, lengths = outs
         metrics = jax.tree.map(lambda m: m.reshape(num_chunks * chunk), metrics)
         if remainder:
-            carry, tail = run_chunk(carry, steps[num_chunks * chunk :], chunk_keys[-1])
+            steps = jnp.arange(num_chunks * chunk, num_steps, dtype=jnp.int32)
+            carry, tail = run_chunk(state.carry, steps, chunk_key(state, num_chunks), state.hp)
             metrics = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), metrics, tail)
+            state = state._replace(carry=carry)
         if not interval:
             lengths = jnp.zeros((0,), jnp.int32)
-        agent = carry.agent
-        return TrainOutput(agent.q, agent.model, agent, metrics, lengths)
+        agent = state.carry.agent
+        return state, TrainOutput(agent.q, agent.model, agent, metrics, lengths)
 
-    return train
+    return Chunked(
+        init=init_run,
+        unit=unit,
+        finish=finish,
+        num_units=num_chunks,
+        unit_steps=chunk,
+        final_steps=remainder,
+        evaluate=greedy_episodes(env, env_params),
+        eval_note="greedy policy of the Q-table (first best action), real environment",
+    )
+
+
+class TabularRunState(NamedTuple):
+    """The state of a tabular run between units: the acting loop's carry, the
+    hyper-parameters, the loop's PRNG key and the next unit's index."""
+
+    carry: _Carry
+    hp: HyperParams
+    loop_key: PRNGKey
+    chunk: Array
+
+
+def make_tabular_train(config, env, env_params, init: Callable, learn: Callable):
+    """``train(key, hyperparams=None) -> TrainOutput``: :func:`make_tabular_chunked` in one call."""
+    return as_train(make_tabular_chunked(config, env, env_params, init, learn))
+
+
+def greedy_episodes(env, env_params, max_steps: int | None = None):
+    """``evaluate(state, key, num_episodes) -> EvalResult``: episodes of the greedy
+    policy ``argmax q[obs]`` in the real environment, at most ``max_steps`` steps
+    each (default the smaller of the env's ``max_steps_in_episode`` and 4 x its
+    states: a greedy policy that has not reached the goal by then is looping)."""
+    num_states, _ = discrete_sizes(env, env_params)
+    limit = int(getattr(env_params, "max_steps_in_episode", 4 * num_states))
+    cap = max_steps or min(limit, 4 * num_states)
+
+    def act(q, key, obs, states):
+        return jnp.argmax(q[obs], axis=-1).astype(jnp.int32)
+
+    def evaluate(state, key, num_episodes: int = 10):
+        return evaluate_episodes(act, env, env_params, state.carry.agent.q, key, num_episodes, cap)
+
+    return evaluate
