@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import importlib
 
-from mbrl_jax.core.jit import compiler_options, jit
-
 __version__ = "0.1.0"
 _SUBPACKAGES = ("agents", "core", "envs", "experiments", "models", "planners")
 __all__ = ["compiler_options", "jit", "__version__", *_SUBPACKAGES]
 
 
 def __getattr__(name: str):
+    if name in ("jit", "compiler_options"):
+        from mbrl_jax.core import jit as _jit
+
+        return getattr(_jit, name)
     if name in _SUBPACKAGES:
         return importlib.import_module(f"mbrl_jax.{name}")
     raise AttributeError(f"module 'mbrl_jax' has no attribute {name!r}")

@@ -4,10 +4,11 @@ plan in a maze."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from mbrl_jax.core.validation import MAX_STEPS
-
+# This module imports nothing that loads JAX at import time, so the command
+# can configure it first (console_main).
 MAX_SEED = 2**63 - 1
 
 
@@ -83,6 +84,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         return 2
     from mbrl_jax import envs
     from mbrl_jax.experiments import compare
+    from mbrl_jax.experiments.chunked_run import RunOptions
     from mbrl_jax.experiments.outputs import prepare_out_dir
     from mbrl_jax.experiments.registry import CommonSettings, agent_names, parse_spec
 
@@ -134,6 +136,16 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         theta=args.theta,
     )
     try:
+        options = RunOptions(
+            chunks=args.chunks,
+            eval_episodes=args.eval_episodes,
+            eval_every=args.eval_every,
+            checkpoint_dir=args.checkpoint_dir,
+            resume=args.resume,
+            progress=not args.quiet,
+            jsonl=args.log_jsonl,
+            tensorboard=args.tensorboard,
+        )
         results = compare.run_comparison(
             args.env,
             agents,
@@ -144,6 +156,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             near_optimal=args.near_optimal,
             seed=args.seed,
             devices=devices,
+            options=options,
+            log=(lambda msg: None) if args.quiet else None,
         )
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -225,6 +239,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mbrl-jax", description=__doc__)
     from mbrl_jax import __version__
+    from mbrl_jax.core.validation import MAX_STEPS
 
     parser.add_argument("--version", action="version", version=f"mbrl-jax {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -302,6 +317,45 @@ def build_parser() -> argparse.ArgumentParser:
         "to OUT-2, OUT-3, ... unless --overwrite",
     )
     p_cmp.add_argument("--overwrite", action="store_true", help="replace the results in --out")
+    p_cmp.add_argument(
+        "--chunks",
+        type=_number(int, 1, 100_000),
+        default=10,
+        help="cut each run into about this many chunks (progress, evaluation, checkpoints)",
+    )
+    p_cmp.add_argument(
+        "--eval-episodes",
+        type=_number(int, 0, 100_000),
+        default=10,
+        help="evaluation episodes per seed of the greedy / noiseless policy (0: none)",
+    )
+    p_cmp.add_argument(
+        "--eval-every",
+        type=_number(int, 1, 100_000),
+        default=2,
+        help="evaluate every this many chunks, and at the end",
+    )
+    p_cmp.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        help="save each agent's run after every chunk under DIR/<agent>/ (orbax)",
+    )
+    p_cmp.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue each agent from its newest checkpoint in --checkpoint-dir",
+    )
+    p_cmp.add_argument(
+        "--log-jsonl", default=None, help="append one JSON line per chunk and evaluation here"
+    )
+    p_cmp.add_argument(
+        "--tensorboard",
+        default=None,
+        help="write TensorBoard event files into this directory (needs tensorboardX)",
+    )
+    p_cmp.add_argument(
+        "--quiet", action="store_true", help="no progress: only the table and the paths"
+    )
     p_cmp.set_defaults(func=_cmd_compare)
 
     p_bench = sub.add_parser(
@@ -354,7 +408,18 @@ def console_main() -> int:
     """The ``mbrl-jax`` command: :func:`main` with JAX's persistent compilation
     cache on (``~/.cache/mbrl_jax/xla``; ``MBRL_JAX_CACHE_DIR`` moves it,
     ``MBRL_JAX_CACHE_DIR=off`` turns it off), so a repeated command skips most
-    of its compile time."""
+    of its compile time.
+
+    The cache lives in a subdirectory per machine (CPU model and features,
+    jaxlib version), so a program compiled on one machine is never loaded on
+    another. XLA:CPU logs a spurious error on every load from the cache on
+    CPUs whose compiler tuning flags it mistakes for missing features
+    (jax-ml/jax#38445), so while the cache is on the command sets
+    ``TF_CPP_MIN_LOG_LEVEL=3`` unless it is already set (before JAX loads).
+    """
+    cache = os.environ.get("MBRL_JAX_CACHE_DIR", "")
+    if cache.strip().lower() not in ("off", "0", "none"):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from mbrl_jax.core.jit import enable_compilation_cache
 
     enable_compilation_cache()

@@ -182,4 +182,5 @@ def make_chunked(config: Config, env, env_params) -> Chunked:
         final_steps=remainder,
         evaluate=last_episode,
         eval_note="the last completed episode (MCTS does not learn: it acts with one policy)",
+        stream=lambda outs: (outs.reward.reshape(-1), outs.done.reshape(-1)),
     )

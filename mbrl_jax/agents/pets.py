@@ -372,6 +372,11 @@ def make_chunked(
         del key, num_episodes
         return EvalResult(state.last_return[None], jnp.zeros((1,), jnp.int32))
 
+    def trial_stream(outs):
+        rewards, lengths = outs[0], outs[1]
+        done = jnp.arange(steps)[None, :] == (lengths[:, None] - 1)
+        return rewards.reshape(-1), done.reshape(-1)
+
     return Chunked(
         init=init_run,
         unit=unit,
@@ -380,6 +385,7 @@ def make_chunked(
         unit_steps=steps,
         evaluate=evaluate,
         eval_note="the last trial (PETS acts with its evaluation policy, MPC without added noise)",
+        stream=trial_stream,
     )
 
 

@@ -171,6 +171,7 @@ def make_self_play_chunked(
         unit_steps=num_envs * unroll_length,
         evaluate=evaluate,
         eval_note="search without root noise, greedy action (real environment)",
+        stream=lambda outs: (outs[0].reshape(-1), outs[1].reshape(-1)),
     )
 
 

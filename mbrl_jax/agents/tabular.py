@@ -294,7 +294,8 @@ def make_tabular_chunked(config, env, env_params, init: Callable, learn: Callabl
         unit_steps=chunk,
         final_steps=remainder,
         evaluate=greedy_episodes(env, env_params),
-        eval_note="greedy policy of the Q-table (first best action), real environment",
+        eval_note="greedy policy of the Q-table (ties at random), real environment",
+        stream=lambda outs: (outs[0].reward.reshape(-1), outs[0].done.reshape(-1)),
     )
 
 
@@ -315,15 +316,18 @@ def make_tabular_train(config, env, env_params, init: Callable, learn: Callable)
 
 def greedy_episodes(env, env_params, max_steps: int | None = None):
     """``evaluate(state, key, num_episodes) -> EvalResult``: episodes of the greedy
-    policy ``argmax q[obs]`` in the real environment, at most ``max_steps`` steps
-    each (default the smaller of the env's ``max_steps_in_episode`` and 4 x its
-    states: a greedy policy that has not reached the goal by then is looping)."""
-    num_states, _ = discrete_sizes(env, env_params)
+    policy (``argmax q[obs]``, ties broken at random as in training: the agent's
+    policy without exploration) in the real environment, at most ``max_steps``
+    steps each (default the smaller of the env's ``max_steps_in_episode`` and
+    4 x its states: a greedy policy that has not ended an episode by then is
+    going round in circles)."""
+    num_states, num_actions = discrete_sizes(env, env_params)
     limit = int(getattr(env_params, "max_steps_in_episode", 4 * num_states))
     cap = max_steps or min(limit, 4 * num_states)
 
     def act(q, key, obs, states):
-        return jnp.argmax(q[obs], axis=-1).astype(jnp.int32)
+        bits = jax.random.bits(key, (obs.shape[0], num_actions + 1), jnp.uint32)
+        return jax.vmap(epsilon_greedy, in_axes=(0, None, 0))(q[obs], jnp.float32(0.0), bits)
 
     def evaluate(state, key, num_episodes: int = 10):
         return evaluate_episodes(act, env, env_params, state.carry.agent.q, key, num_episodes, cap)

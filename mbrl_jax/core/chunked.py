@@ -60,6 +60,9 @@ class Chunked(NamedTuple):
       final_steps: real steps ``finish`` still takes (a remainder).
       evaluate: ``evaluate(state, key, num_episodes) -> EvalResult`` or ``None``.
       eval_note: how ``evaluate`` evaluates (one line, for reports).
+      stream: ``stream(outs) -> (reward [n * T], done [n * T])``: the steps of
+        ``n`` stacked unit outputs of one seed as the training reward stream
+        (for progress: the returns of the episodes that end in a chunk).
     """
 
     init: Callable[..., Any]
@@ -70,6 +73,7 @@ class Chunked(NamedTuple):
     final_steps: int = 0
     evaluate: Callable[[Any, PRNGKey, int], EvalResult] | None = None
     eval_note: str = ""
+    stream: Callable[[Any], tuple[Array, Array]] | None = None
 
     @property
     def total_steps(self) -> int:

@@ -55,6 +55,10 @@ def enable_compilation_cache(path: str | None = None) -> str | None:
     """Turns on JAX's persistent compilation cache, so a program compiled once
     (same code, shapes and options) loads from disk in later processes.
 
+    Programs go into a subdirectory named by :func:`machine_tag`, so a cache
+    shared between machines (a network home directory) never hands one
+    machine's compiled code to another.
+
     Args:
       path: the cache directory; default ``$MBRL_JAX_CACHE_DIR``, else
         ``~/.cache/mbrl_jax/xla``. ``"off"`` (or ``MBRL_JAX_CACHE_DIR=off``)
@@ -71,8 +75,31 @@ def enable_compilation_cache(path: str | None = None) -> str | None:
         path = os.path.join(os.path.expanduser("~"), ".cache", "mbrl_jax", "xla")
     if path.strip().lower() in ("", "off", "0", "none"):
         return None
+    path = os.path.join(path, machine_tag())
     jax.config.update("jax_compilation_cache_dir", path)
     # Cache programs that took half a second or more to compile (every
     # agent's train does); tiny helpers are not worth a file each.
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
     return path
+
+
+def machine_tag() -> str:
+    """A short name for this machine's compiled code: a hash of the CPU model and
+    features (``/proc/cpuinfo`` where there is one), the architecture and the
+    jaxlib version."""
+    import hashlib
+    import platform
+
+    import jaxlib
+
+    parts = [platform.machine(), platform.processor(), getattr(jaxlib, "__version__", "")]
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith(("model name", "flags", "Features", "CPU part")):
+                    parts.append(line.strip())
+                if line.strip() == "":
+                    break  # the first processor describes them all
+    except OSError:
+        pass
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]

@@ -1,8 +1,10 @@
 """Running several agents x many seeds on one environment, and reporting the comparison.
 
-Each agent is compiled once and runs all seeds in one ``jax.jit(jax.vmap(train))``
-call, the seeds sharded over the devices (:mod:`mbrl_jax.core.sharding`;
-over several processes too, after :func:`~mbrl_jax.core.sharding.initialize_distributed`).
+Each agent is compiled once and runs all seeds vmapped, chunk by chunk
+(:mod:`mbrl_jax.experiments.chunked_run`: progress, evaluation of the greedy /
+noiseless policy, a JSON-lines log, TensorBoard, checkpoints and resume), the
+seeds sharded over the devices (:mod:`mbrl_jax.core.sharding`; over several
+processes too, after :func:`~mbrl_jax.core.sharding.initialize_distributed`).
 The report is a table, learning-curve PNGs and ``results.json``.
 
 ``results.json`` format (shared by every agent of the library)::
@@ -18,9 +20,15 @@ The report is a table, learning-curve PNGs and ``results.json``.
           "episode_returns": [[...], ...],  # per seed, completed episodes only
           "episode_lengths": [[...], ...],  # per seed, completed episodes only
           "cumulative_reward": {"steps": [...], "per_seed": [[...], ...]},
-          "compile_s": ..., "run_s": ...,
+          "compile_s": ..., "run_s": ..., "checkpoint_s": ...,
           "real_steps": ...,                # mean environment steps per seed
+          "planned_real_steps": ...,        # the budget the agent was given
           "planning_updates": ...,          # mean model updates per seed
+          "eval_steps": [...],              # real steps at each evaluation
+          "eval_returns": [[...], ...],     # per seed, mean return at each point
+          "eval_lengths": [[...], ...],     # per seed, mean episode length
+          "eval_episodes": 10, "eval_note": "...",
+          "resumed_at_steps": 0,            # > 0: continued from a checkpoint
           "summary": {...}                  # the table's numbers
         }
       }
@@ -29,6 +37,7 @@ The report is a table, learning-curve PNGs and ``results.json``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -38,6 +47,7 @@ import jax
 import numpy as np
 
 from mbrl_jax.core.sharding import device_mesh, gather, make_sharded
+from mbrl_jax.experiments.chunked_run import RunOptions, Sinks, run_chunked
 from mbrl_jax.experiments.outputs import (
     MAX_STEPS,
     check_memory,
@@ -141,6 +151,7 @@ def run_comparison(
     seed: int = 0,
     log=None,
     devices: int | str = "all",
+    options: RunOptions | None = None,
 ) -> dict:
     """Runs every agent over ``seeds`` seeds; returns the ``results.json`` dictionary.
 
@@ -156,6 +167,8 @@ def run_comparison(
       seed: base PRNG seed.
       log: ``print``-like progress sink (default: standard error).
       devices: devices to shard the seeds over, an integer or ``"all"``.
+      options: how each agent's run is driven (chunks, evaluation, progress,
+        logs, checkpoints and resume; :class:`~mbrl_jax.experiments.chunked_run.RunOptions`).
 
     Raises:
       ValueError: unknown environment or agent, or an agent that cannot run on the env.
@@ -163,6 +176,7 @@ def run_comparison(
     from mbrl_jax import envs
 
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    options = options or RunOptions()
     if seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {seeds}")
     for spec in agents:
@@ -182,21 +196,17 @@ def run_comparison(
     runs = {spec: build(spec, env, env_params, budget, settings) for spec in agents}
     optimal = optimal_path_length(env, env_params)
     keys = jax.random.split(jax.random.key(seed), seeds)
-    # Lower every agent first: the output shapes say what the run will hold in
-    # memory, so an impossible run fails here, not minutes in.
-    lowered = {}
-    for spec, run in runs.items():
-        start = time.perf_counter()
-        sharded = make_sharded(run.train, mesh)
-        inputs, _ = sharded.inputs(keys)
-        low = sharded.compiled.lower(*inputs)
-        lowered[spec] = (sharded, inputs, low, time.perf_counter() - start)
-    sizes = {spec: output_bytes(entry[2].out_info) for spec, entry in lowered.items()}
+    # The output shapes say what the run will hold in memory, so an impossible
+    # run fails here, before any agent runs.
+    sizes = {
+        spec: output_bytes(jax.eval_shape(jax.vmap(run.train), keys)) for spec, run in runs.items()
+    }
     check_memory(sizes, seeds, steps)
     log("outputs: " + ", ".join(f"{spec} {size / 2**20:.1f} MiB" for spec, size in sizes.items()))
     results = {
         "env": env_name,
         "seeds": seeds,
+        "seed": seed,
         "budget": {"steps": steps, "episodes": episodes},
         "settings": settings.__dict__,
         "optimal_path_length": optimal,
@@ -205,56 +215,109 @@ def run_comparison(
             "processes": jax.process_count(),
             "backend": jax.default_backend(),
         },
+        "run_options": dataclasses.asdict(options),
         "agents": {},
     }
-    for i, (spec, run) in enumerate(runs.items(), start=1):
-        prefix = f"[{i}/{len(runs)}] {spec}"
-        log(f"{prefix}: compiling ({run.description})")
-        start = time.perf_counter()
-        sharded, inputs, low, lower_s = lowered[spec]
-        compiled = low.compile()
-        compile_s = lower_s + time.perf_counter() - start  # tracing and lowering included
-        planned = steps if run.real_steps is None else run.real_steps
-        log(
-            f"{prefix}: running {seeds} seeds x {planned} real steps"
-            f"{' (at most)' if episodes is not None else ''} on {sharded.num_devices} device(s)"
-        )
-        start = time.perf_counter()
-        out = jax.block_until_ready(compiled(*inputs))
-        run_s = time.perf_counter() - start
-        extracted = extract(gather(out, seeds))
-        entry = summarize(extracted, optimal, near_optimal)
-        done = extracted["done"]
-        length = done.shape[1]  # agents with a budget of their own may differ from `steps`
-        active = np.array([_active_steps(done[j], episodes, length) for j in range(seeds)])
-        cumulative = np.cumsum(extracted["reward"], axis=1)
-        sample = np.unique(np.linspace(0, length - 1, min(length, 200)).astype(int))
-        entry.update(
-            description=run.description,
-            compile_s=compile_s,
-            run_s=run_s,
-            # Steps counted from the metrics; agents whose metrics follow one of
-            # several lockstep environments took that many steps in each.
-            real_steps=float(active.mean()) * run.parallel_envs,
-            planned_real_steps=planned,
-            planning_updates=float(np.mean(extracted["planning_updates"])),
-            cumulative_reward={
-                "steps": (sample + 1).tolist(),
-                # A seed that stopped (episode budget) has no value past its
-                # last active step: null, not a flat line of zero padding.
-                "per_seed": [
-                    [
-                        round(float(v), 6) if t < active[j] else None
-                        for t, v in zip(sample, cumulative[j, sample], strict=True)
-                    ]
-                    for j in range(seeds)
-                ],
-            },
-        )
-        entry["summary"].update(compile_s=compile_s, run_s=run_s)
-        results["agents"][spec] = entry
-        log(f"{prefix}: done in {compile_s:.1f} s compile + {run_s:.2f} s run")
+    identity = {
+        "env": env_name,
+        "seeds": seeds,
+        "seed": seed,
+        "budget": results["budget"],
+        "settings": results["settings"],
+        "jax": jax.__version__,
+    }
+    sinks = Sinks(options, log)
+    try:
+        for i, (spec, run) in enumerate(runs.items(), start=1):
+            prefix = f"[{i}/{len(runs)}] {spec}"
+            log(f"{prefix}: compiling ({run.description})")
+            planned = steps if run.real_steps is None else run.real_steps
+            log(
+                f"{prefix}: running {seeds} seeds x {planned} real steps"
+                f"{' (at most)' if episodes is not None else ''} on {mesh.devices.size} device(s)"
+            )
+            if run.chunked is not None:
+                ran = run_chunked(
+                    spec, run.chunked, keys, mesh, options, sinks, dict(identity, agent=spec), log
+                )
+            else:
+                ran = _run_whole(run, keys, mesh, seeds)
+            extracted = extract(ran["output"])
+            entry = summarize(extracted, optimal, near_optimal)
+            entry.update(_stream_entry(extracted, episodes, run, planned, seeds))
+            entry.update(
+                description=run.description,
+                compile_s=ran["compile_s"],
+                run_s=ran["run_s"],
+                checkpoint_s=ran.get("checkpoint_s", 0.0),
+                resumed_at_steps=ran.get("resumed_at_steps", 0),
+                eval_steps=ran.get("eval_steps", []),
+                eval_returns=ran.get("eval_returns", []),
+                eval_lengths=ran.get("eval_lengths", []),
+                eval_episodes=ran.get("eval_episodes", 0),
+                eval_note=ran.get("eval_note", ""),
+            )
+            entry["summary"].update(
+                compile_s=ran["compile_s"],
+                run_s=ran["run_s"],
+                final_eval_return=_final_mean(entry["eval_returns"]),
+                final_eval_length=_final_mean(entry["eval_lengths"]),
+            )
+            results["agents"][spec] = entry
+            log(f"{prefix}: done in {ran['compile_s']:.1f} s compile + {ran['run_s']:.2f} s run")
+    finally:
+        sinks.close()
     return results
+
+
+def _final_mean(per_seed: list) -> float | None:
+    """Mean over seeds of each seed's last evaluation (``None`` where there is none)."""
+    last = [row[-1] for row in per_seed if row and row[-1] is not None]
+    return float(np.mean(last)) if last else None
+
+
+def _run_whole(run, keys, mesh, seeds: int) -> dict:
+    """An agent without a chunked form: its ``train`` in one sharded call."""
+    start = time.perf_counter()
+    sharded = make_sharded(run.train, mesh)
+    inputs, _ = sharded.inputs(keys)
+    compiled = sharded.compiled.lower(*inputs).compile()
+    compile_s = time.perf_counter() - start
+    start = time.perf_counter()
+    out = jax.block_until_ready(compiled(*inputs))
+    return {
+        "output": gather(out, seeds),
+        "compile_s": compile_s,
+        "run_s": time.perf_counter() - start,
+    }
+
+
+def _stream_entry(extracted: dict, episodes, run, planned: int, seeds: int) -> dict:
+    """Real steps, planning updates and the sampled cumulative reward of one agent."""
+    done = extracted["done"]
+    length = done.shape[1]  # agents with a budget of their own may differ from `steps`
+    active = np.array([_active_steps(done[j], episodes, length) for j in range(seeds)])
+    cumulative = np.cumsum(extracted["reward"], axis=1)
+    sample = np.unique(np.linspace(0, length - 1, min(length, 200)).astype(int))
+    return {
+        # Steps counted from the metrics; agents whose metrics follow one of
+        # several lockstep environments took that many steps in each.
+        "real_steps": float(active.mean()) * run.parallel_envs,
+        "planned_real_steps": planned,
+        "planning_updates": float(np.mean(extracted["planning_updates"])),
+        "cumulative_reward": {
+            "steps": (sample + 1).tolist(),
+            # A seed that stopped (episode budget) has no value past its
+            # last active step: null, not a flat line of zero padding.
+            "per_seed": [
+                [
+                    round(float(v), 6) if t < active[j] else None
+                    for t, v in zip(sample, cumulative[j, sample], strict=True)
+                ]
+                for j in range(seeds)
+            ],
+        },
+    }
 
 
 def _active_steps(done_row, episodes, steps) -> int:
@@ -270,6 +333,8 @@ def format_table(results: dict) -> str:
         ("agent", 26, "<"),
         ("final len", 10, ">"),
         ("final ret", 10, ">"),
+        ("eval ret", 10, ">"),
+        ("eval len", 10, ">"),
         ("near seeds", 11, ">"),
         ("eps->near", 10, ">"),
         ("steps->near", 12, ">"),
@@ -282,7 +347,8 @@ def format_table(results: dict) -> str:
     # On a maze every episode that ends pays the same goal reward, so a final
     # return column says nothing there: the final length is the steps to goal.
     maze = results.get("optimal_path_length") is not None
-    keep = [not (maze and name == "final ret") for name, _, _ in columns]
+    hidden = ("final ret", "eval ret") if maze else ("eval len",)
+    keep = [name not in hidden for name, _, _ in columns]
     columns = tuple(c for c, k in zip(columns, keep, strict=True) if k)
     header = "".join(f"{name:{align}{width}}" for name, width, align in columns)
     lines = [
@@ -302,6 +368,8 @@ def format_table(results: dict) -> str:
             spec,
             cell(s["final_episode_length"], ".1f"),
             cell(s["final_episode_return"], ".3f"),
+            cell(s.get("final_eval_return"), ".3f"),
+            cell(s.get("final_eval_length"), ".1f"),
             "-" if near is None else f"{near}/{results['seeds']}",
             cell(s["episodes_to_near_optimal"], ".1f"),
             cell(s["steps_to_near_optimal"], ".0f"),
@@ -324,7 +392,14 @@ def format_table(results: dict) -> str:
         lines.append(
             f"near-optimal: 5 consecutive episodes averaging <= {threshold:.1f} steps "
             "(means over the seeds that got there); final len: mean steps to the goal "
-            "over the last 10 episodes"
+            "over the last 10 episodes; eval len: steps to the goal of the greedy policy "
+            "at the end (the episode cap where it does not get there)"
+        )
+    notes = {e.get("eval_note") for e in results["agents"].values() if e.get("eval_note")}
+    if notes and not maze:
+        lines.append(
+            "eval ret: mean over seeds of the evaluation return at the end "
+            "(per agent: see eval_note in results.json)"
         )
     return "\n".join(lines)
 

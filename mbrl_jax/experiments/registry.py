@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from mbrl_jax.core.chunked import Chunked, as_train
+
 
 @dataclasses.dataclass(frozen=True)
 class Budget:
@@ -56,12 +58,21 @@ class AgentRun(NamedTuple):
         means the budget's ``num_steps``.
       parallel_envs: environments stepped in lockstep per seed whose first one
         the ``metrics`` follow (1 for single-environment agents).
+      chunked: the same run as a :class:`~mbrl_jax.core.chunked.Chunked`
+        (``train`` is ``as_train`` of it): the runner drives it chunk by chunk
+        for progress, evaluation and checkpoints.
     """
 
     train: Callable[[jax.Array], Any]
     description: str
     real_steps: int | None = None
     parallel_envs: int = 1
+    chunked: Chunked | None = None
+
+    @classmethod
+    def of(cls, chunked: Chunked, description: str, **kwargs) -> AgentRun:
+        """The run of a :class:`~mbrl_jax.core.chunked.Chunked` agent."""
+        return cls(as_train(chunked), description, chunked=chunked, **kwargs)
 
 
 def extract(out) -> dict:
@@ -165,7 +176,7 @@ def _dyna_run(n: int, kappa: float, env, env_params, budget, settings, label: st
         kappa=kappa,
         max_episodes=budget.episodes,
     )
-    return AgentRun(dyna_q.make_train(config, env, env_params), label)
+    return AgentRun.of(dyna_q.make_chunked(config, env, env_params), label)
 
 
 @register("q_learning", "q_learning", "tabular Q-learning, no model (Dyna-Q with n = 0)")
@@ -209,7 +220,7 @@ def _prioritized_sweeping(arg, env, env_params, budget, settings):
         max_episodes=budget.episodes,
     )
     label = f"prioritized sweeping, <= {n} updates/step, theta {settings.theta:g}"
-    return AgentRun(ps.make_train(config, env, env_params), label)
+    return AgentRun.of(ps.make_chunked(config, env, env_params), label)
 
 
 @register("pets", "pets", "PETS: probabilistic ensemble and MPC (iCEM or CEM) in it")
@@ -227,14 +238,14 @@ def _pets(arg, env, env_params, budget, settings):
     config = dataclasses.replace(
         pets.preset(env.name), num_trials=trials, trial_length=min(max_steps, budget.num_steps)
     )
-    train = pets.make_train(config, env, env_params)
+    chunked = pets.make_chunked(config, env, env_params)
     real = config.num_trials * config.trial_length
     label = (
         f"PETS: {real} real steps = {config.num_trials} trials x {config.trial_length}, "
         f"{config.model.ensemble_size}-member ensemble, {config.planner.method} "
         f"(population {config.planner.population}, horizon {config.planner.horizon})"
     )
-    return AgentRun(train, label, real)
+    return AgentRun.of(chunked, label, real_steps=real)
 
 
 @register(
@@ -256,7 +267,7 @@ def _mcts(arg, env, env_params, budget, settings):
         f"MCTS (UCB1, true model), {sims} simulations, "
         f"{config.num_rollouts} rollouts x {config.rollout_depth} steps per leaf"
     )
-    return AgentRun(mcts.make_train(config, env, env_params), label)
+    return AgentRun.of(mcts.make_chunked(config, env, env_params), label)
 
 
 def _search_agent(module, name: str, arg, env, budget) -> tuple[Any, str, int]:
@@ -302,7 +313,8 @@ def _alphazero(arg, env, env_params, budget, settings):
 
     config, label, real = _search_agent(alphazero, "alphazero", arg, env, budget)
     env, label = _vector_env(env, env_params, label)
-    return AgentRun(alphazero.make_train(config, env, env_params), label, real, config.num_envs)
+    chunked = alphazero.make_chunked(config, env, env_params)
+    return AgentRun.of(chunked, label, real_steps=real, parallel_envs=config.num_envs)
 
 
 @register("muzero", "muzero", "MuZero: Gumbel search in a learned latent model")
@@ -311,4 +323,5 @@ def _muzero(arg, env, env_params, budget, settings):
 
     config, label, real = _search_agent(muzero, "muzero", arg, env, budget)
     env, label = _vector_env(env, env_params, label)
-    return AgentRun(muzero.make_train(config, env, env_params), label, real, config.num_envs)
+    chunked = muzero.make_chunked(config, env, env_params)
+    return AgentRun.of(chunked, label, real_steps=real, parallel_envs=config.num_envs)

@@ -1,0 +1,466 @@
+"""Driving one agent's :class:`~mbrl_jax.core.chunked.Chunked` run over many seeds,
+chunk by chunk: progress, evaluation, a JSON-lines log, TensorBoard, checkpoints
+and resume.
+
+The seeds run as one ``jit(vmap(...))`` per piece (``init``, ``n`` units,
+``finish``, ``evaluate``), sharded over the devices as
+:func:`~mbrl_jax.core.sharding.make_sharded` does; each piece compiles once.
+Between chunks Python reports, evaluates and saves. A chunk is the same
+compiled function whether the run was interrupted or not, so a resumed run
+equals an uninterrupted one bit for bit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from mbrl_jax.core import checkpoint
+from mbrl_jax.core.chunked import Chunked, chunk_sizes, empty_outs, run_units
+from mbrl_jax.core.jit import jit
+from mbrl_jax.core.sharding import SEED_AXIS, _global, _pad, gather
+from mbrl_jax.core.validation import check_int_value
+
+#: Checkpoints kept per agent (the newest ones).
+KEEP_CHECKPOINTS = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """How a run is driven (validated on construction).
+
+    Attributes:
+      chunks: about how many chunks a run is cut into (progress, evaluation and
+        checkpoint points), ``>= 1``; the chunk is the largest whole number of
+        the agent's units that gives at least this many.
+      eval_episodes: evaluation episodes per seed at each evaluation point,
+        ``>= 0`` (0: no evaluation).
+      eval_every: evaluate every this many chunks, ``>= 1``; the end of the run
+        is always evaluated.
+      checkpoint_dir: save the run after every chunk under
+        ``checkpoint_dir/<agent>/`` (the newest two kept); ``None``: no checkpoints.
+      resume: continue each agent from its newest checkpoint in
+        ``checkpoint_dir`` (from the start where it has none).
+      progress: report each chunk (a bar on a terminal, a line otherwise).
+      jsonl: append one JSON line per chunk (and per evaluation) to this file.
+      tensorboard: write TensorBoard event files into this directory (needs
+        ``tensorboardX``: ``pip install -e ".[tensorboard]"``).
+    """
+
+    chunks: int = 10
+    eval_episodes: int = 10
+    eval_every: int = 2
+    checkpoint_dir: str | None = None
+    resume: bool = False
+    progress: bool = True
+    jsonl: str | None = None
+    tensorboard: str | None = None
+
+    def __post_init__(self):
+        check_int_value("RunOptions.chunks", self.chunks, low=1, high=100_000)
+        check_int_value("RunOptions.eval_episodes", self.eval_episodes, low=0, high=100_000)
+        check_int_value("RunOptions.eval_every", self.eval_every, low=1, high=100_000)
+        if self.resume and self.checkpoint_dir is None:
+            raise ValueError("RunOptions.resume needs a checkpoint_dir (--checkpoint-dir DIR)")
+
+
+def safe_name(spec: str) -> str:
+    """A directory name for an agent spec (``dyna_q:5`` -> ``dyna_q-5``)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", spec)
+
+
+class Sinks:
+    """Where chunk reports go: the log or a progress bar, a JSON-lines file,
+    TensorBoard. One per comparison; :meth:`close` when done."""
+
+    def __init__(self, options: RunOptions, log: Callable[[str], None]):
+        self.options, self.log = options, log
+        self._jsonl = None
+        self._tb = None
+        self._bar = None
+        if options.jsonl:
+            path = Path(options.jsonl)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._jsonl = open(path, "a", encoding="utf-8")  # noqa: SIM115
+            except OSError as err:
+                raise ValueError(f"--log-jsonl {path}: cannot write there ({err})") from None
+        if options.tensorboard:
+            try:
+                from tensorboardX import SummaryWriter
+            except ImportError:
+                raise ValueError(
+                    "--tensorboard needs tensorboardX: pip install tensorboardX "
+                    '(or pip install -e ".[tensorboard]")'
+                ) from None
+            self._tb = SummaryWriter(options.tensorboard)
+        if options.progress and sys.stderr.isatty():
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("steps  {task.fields[status]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                transient=False,
+            )
+            self._bar.start()
+
+    def start(self, spec: str, total_steps: int, done_steps: int):
+        if self._bar is not None:
+            self._task = self._bar.add_task(
+                spec, total=total_steps, completed=done_steps, status=""
+            )
+
+    def chunk(self, record: dict):
+        """One chunk's record: ``agent``, ``chunk``, ``chunks``, ``steps``,
+        ``total_steps``, ``elapsed_s``, ``train_return``, ``episodes``."""
+        self._write(record)
+        ret = record["train_return"]
+        status = f"return {ret:.3g}" if ret is not None else "no episode ended yet"
+        if self._bar is not None:
+            self._bar.update(self._task, completed=record["steps"], status=status)
+        elif self.options.progress:
+            done = record["steps"] / max(1, record["total_steps"])
+            left = record["elapsed_s"] * (1 - done) / done if done > 0 else float("nan")
+            self.log(
+                f"  {record['agent']}: chunk {record['chunk']}/{record['chunks']}, "
+                f"{record['steps']}/{record['total_steps']} steps, {status}, "
+                f"{record['elapsed_s']:.1f} s, ~{left:.1f} s left"
+            )
+        if self._tb is not None:
+            if ret is not None:
+                self._tb.add_scalar(f"{record['agent']}/train_return", ret, record["steps"])
+            self._tb.add_scalar(
+                f"{record['agent']}/steps_per_s",
+                record["steps_per_s"],
+                record["steps"],
+            )
+
+    def evaluation(self, record: dict):
+        """One evaluation: ``agent``, ``steps``, ``eval_return`` (mean over seeds)."""
+        self._write(record)
+        if self._tb is not None and record["eval_return"] is not None:
+            self._tb.add_scalar(
+                f"{record['agent']}/eval_return", record["eval_return"], record["steps"]
+            )
+        if self._bar is None and self.options.progress:
+            value = record["eval_return"]
+            self.log(
+                f"  {record['agent']}: evaluation at {record['steps']} steps: "
+                f"{'-' if value is None else format(value, '.4g')}"
+            )
+
+    def _write(self, record: dict):
+        if self._jsonl is not None:
+            self._jsonl.write(json.dumps(record) + "\n")
+            self._jsonl.flush()
+
+    def close(self):
+        if self._bar is not None:
+            self._bar.stop()
+        if self._jsonl is not None:
+            self._jsonl.close()
+        if self._tb is not None:
+            self._tb.close()
+
+
+class _Returns:
+    """Per-seed running returns across chunks of a step stream (host side)."""
+
+    def __init__(self, seeds: int):
+        self.running = np.zeros(seeds)
+        self.recent: list[list[float]] = [[] for _ in range(seeds)]
+        self.episodes = 0
+
+    def add(self, reward: np.ndarray, done: np.ndarray) -> float | None:
+        """Adds ``[seeds, T]`` steps; returns the mean over seeds of each seed's
+        last (up to) 10 completed episodes, ``None`` before any episode ended."""
+        for i in range(reward.shape[0]):
+            sums = self.running[i] + np.cumsum(reward[i], dtype=np.float64)
+            ends = np.flatnonzero(done[i])
+            if len(ends):
+                at_end = sums[ends]
+                completed = np.diff(np.concatenate([[self.running[i]], at_end]))
+                completed[0] = at_end[0]
+                self.recent[i] = (self.recent[i] + completed.tolist())[-10:]
+                self.episodes += len(ends)
+                self.running[i] = sums[-1] - at_end[-1]
+            else:
+                self.running[i] = sums[-1] if len(sums) else self.running[i]
+        means = [np.mean(x) for x in self.recent if x]
+        return float(np.mean(means)) if means else None
+
+
+def _mean_or_none(values) -> float | None:
+    values = np.asarray(values, np.float64)
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else None
+
+
+def run_chunked(
+    spec: str,
+    chunked: Chunked,
+    keys: jax.Array,
+    mesh: Mesh,
+    options: RunOptions,
+    sinks: Sinks,
+    identity: dict,
+    log: Callable[[str], None],
+) -> dict:
+    """Runs one agent over a batch of seeds chunk by chunk.
+
+    Args:
+      spec: the agent's name in reports and its checkpoint directory.
+      chunked: the agent's run.
+      keys: ``[seeds]`` PRNG keys.
+      mesh: a mesh with a ``"seeds"`` axis.
+      options: :class:`RunOptions`.
+      sinks: where chunk reports go.
+      identity: JSON facts that must match for a checkpoint to be resumed
+        (environment, seeds, budget, settings, ...).
+      log: ``print``-like.
+
+    Returns:
+      dict with ``output`` (the agent's ``TrainOutput``, NumPy, ``[seeds, ...]``),
+      ``compile_s``, ``run_s`` (this process's running time plus that of the
+      run it resumed), ``checkpoint_s``, ``resumed_at_steps`` (0 for a fresh
+      run), ``eval_steps``, ``eval_returns`` ``[seeds][points]``,
+      ``eval_lengths``, ``eval_episodes``.
+
+    Raises:
+      ValueError: a checkpoint to resume is broken or from a different run.
+    """
+    seeds = int(keys.shape[0])
+    if options.checkpoint_dir is not None and jax.process_count() > 1:
+        raise ValueError("--checkpoint-dir: checkpoints are written by single-process runs only")
+    sharding = NamedSharding(mesh, PartitionSpec(SEED_AXIS))
+    num_devices = mesh.shape[SEED_AXIS]
+    impl = jax.random.key_impl(keys)
+    key_data = _pad(np.asarray(jax.random.key_data(keys)), (-seeds) % num_devices)
+    placed = _global(key_data, sharding)
+    per_chunk = chunk_sizes(chunked.num_units, options.chunks)
+    num_chunks = chunked.num_units // per_chunk
+    chunk_steps = per_chunk * chunk_steps_of(chunked)
+    evaluate_n = options.eval_episodes if chunked.evaluate is not None else 0
+
+    def wrap(kd):
+        return jax.random.wrap_key_data(kd, impl=impl)
+
+    shard = {"in_shardings": sharding, "out_shardings": sharding}
+    init_fn = jit(jax.vmap(lambda kd: chunked.init(wrap(kd))), **shard)
+    run_fn = jit(jax.vmap(run_units(chunked, per_chunk)), **shard) if num_chunks else None
+    finish_fn = jit(jax.vmap(chunked.finish), **shard)
+    eval_fn = (
+        jit(jax.vmap(lambda s, kd: chunked.evaluate(s, wrap(kd), evaluate_n)), **shard)
+        if evaluate_n
+        else None
+    )
+
+    compile_s = 0.0
+    start = time.perf_counter()
+    init_c = init_fn.lower(placed).compile()
+    compile_s += time.perf_counter() - start
+    start = time.perf_counter()
+    state = init_c(placed)
+    run_s = time.perf_counter() - start
+
+    start = time.perf_counter()
+    run_c = run_fn.lower(state).compile() if run_fn is not None else None
+    unit_outs = jax.eval_shape(lambda s: jax.vmap(chunked.unit)(s)[1], state)
+    all_outs = _stacked_like(unit_outs, chunked.num_units, sharding)
+    finish_c = finish_fn.lower(state, all_outs).compile()
+    eval_keys = _eval_keys(identity.get("seed", 0), 0, key_data.shape[0], sharding)
+    eval_c = eval_fn.lower(state, eval_keys).compile() if eval_fn is not None else None
+    compile_s += time.perf_counter() - start
+
+    ckpt_dir = Path(options.checkpoint_dir) / safe_name(spec) if options.checkpoint_dir else None
+    meta = {
+        **identity,
+        "agent": spec,
+        "units_per_chunk": per_chunk,
+        "num_units": chunked.num_units,
+        "devices": num_devices,
+    }
+    done_chunks, prior_run_s, checkpoint_s = 0, 0.0, 0.0
+    outs_parts = []
+    evals = {"steps": [], "returns": [], "lengths": []}
+    returns = _Returns(seeds)
+    if options.resume and ckpt_dir is not None:
+        found = checkpoint.latest(ckpt_dir, "chunk_")
+        if found is None:
+            log(f"  {spec}: no checkpoint in {ckpt_dir}, starting from the beginning")
+        else:
+            saved = checkpoint.read_metadata(found)
+            _check_same_run(found, saved.get("run", {}), meta)
+            done_chunks = int(saved["chunks_done"])
+            like = {
+                "state": state,
+                "outs": _stacked_like(unit_outs, done_chunks * per_chunk, sharding),
+            }
+            tree, saved = checkpoint.restore(found, like)
+            state = jax.device_put(tree["state"], sharding)
+            outs_parts = [jax.device_put(tree["outs"], sharding)] if done_chunks else []
+            evals = saved["evals"]
+            prior_run_s = float(saved["run_s"])
+            returns.running = np.asarray(saved["running"], np.float64)
+            returns.recent = saved["recent"]
+            returns.episodes = int(saved["episodes"])
+            log(f"  {spec}: resumed from {found} ({done_chunks * chunk_steps} steps done)")
+    resumed_at = done_chunks * chunk_steps
+
+    total_steps = chunked.total_steps
+    sinks.start(spec, total_steps, done_chunks * chunk_steps)
+
+    def evaluate(state, point: int, steps: int):
+        kd = _eval_keys(identity.get("seed", 0), point, key_data.shape[0], sharding)
+        result = gather(eval_c(state, kd), seeds)
+        per_seed = np.asarray(result.returns, np.float64).mean(axis=1)
+        lengths = np.asarray(result.lengths, np.float64).mean(axis=1)
+        evals["steps"].append(int(steps))
+        evals["returns"].append([_finite(v) for v in per_seed])
+        evals["lengths"].append([float(v) for v in lengths])
+        sinks.evaluation(
+            {
+                "agent": spec,
+                "event": "evaluation",
+                "steps": int(steps),
+                "eval_return": _mean_or_none(per_seed),
+            }
+        )
+
+    for c in range(done_chunks, num_chunks):
+        start = time.perf_counter()
+        state, outs = run_c(state)
+        outs = jax.block_until_ready(outs)
+        run_s += time.perf_counter() - start
+        outs_parts.append(outs)
+        steps = (c + 1) * chunk_steps
+        host = gather(outs, seeds)
+        reward, done = jax.vmap(chunked.stream)(host) if chunked.stream else (None, None)
+        train_return = (
+            returns.add(np.asarray(reward), np.asarray(done)) if reward is not None else None
+        )
+        elapsed = prior_run_s + run_s
+        sinks.chunk(
+            {
+                "agent": spec,
+                "event": "chunk",
+                "chunk": c + 1,
+                "chunks": num_chunks,
+                "steps": steps,
+                "total_steps": total_steps,
+                "elapsed_s": round(elapsed, 3),
+                "steps_per_s": seeds * chunk_steps / max(time.perf_counter() - start, 1e-9),
+                "train_return": train_return,
+                "episodes": returns.episodes,
+            }
+        )
+        if eval_c is not None and (c + 1) % options.eval_every == 0 and c + 1 < num_chunks:
+            start = time.perf_counter()
+            evaluate(state, c + 1, steps)
+            run_s += time.perf_counter() - start
+        if ckpt_dir is not None:
+            start = time.perf_counter()
+            _save(ckpt_dir, c + 1, state, outs_parts, meta, evals, returns, prior_run_s + run_s)
+            checkpoint_s += time.perf_counter() - start
+
+    start = time.perf_counter()
+    if outs_parts:
+        all_outs = jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=1), *outs_parts)
+    else:
+        all_outs = jax.vmap(lambda s: empty_outs(chunked, s))(state)
+    state, output = finish_c(state, all_outs)
+    output = gather(jax.block_until_ready(output), seeds)
+    run_s += time.perf_counter() - start
+    if eval_c is not None:
+        start = time.perf_counter()
+        evaluate(state, num_chunks + 1, total_steps)
+        run_s += time.perf_counter() - start
+    return {
+        "output": output,
+        "compile_s": compile_s,
+        "run_s": prior_run_s + run_s,
+        "checkpoint_s": checkpoint_s,
+        "resumed_at_steps": resumed_at,
+        "eval_steps": evals["steps"],
+        # per seed, over the evaluation points
+        "eval_returns": [list(x) for x in zip(*evals["returns"], strict=True)],
+        "eval_lengths": [list(x) for x in zip(*evals["lengths"], strict=True)],
+        "eval_episodes": evaluate_n,
+        "eval_note": chunked.eval_note if evaluate_n else "",
+        "chunks": num_chunks,
+    }
+
+
+def chunk_steps_of(chunked: Chunked) -> int:
+    """Real steps of one unit per seed."""
+    return int(chunked.unit_steps)
+
+
+def _finite(v) -> float | None:
+    return float(v) if np.isfinite(v) else None
+
+
+def _stacked_like(unit_outs, n: int, sharding):
+    """``ShapeDtypeStruct``s of ``n`` stacked units of per-seed outputs ``[S, ...]``."""
+    return jax.tree.map(
+        lambda s: jax.ShapeDtypeStruct((s.shape[0], n, *s.shape[1:]), s.dtype, sharding=sharding),
+        unit_outs,
+    )
+
+
+def _eval_keys(seed: int, point: int, n: int, sharding) -> jax.Array:
+    base = jax.random.fold_in(jax.random.key(seed), 0x65766C)  # separate from training keys
+    keys = jax.random.split(jax.random.fold_in(base, point), n)
+    return _global(np.asarray(jax.random.key_data(keys)), sharding)
+
+
+def _check_same_run(path: Path, saved: dict, current: dict) -> None:
+    for name, value in current.items():
+        if saved.get(name) != value:
+            raise ValueError(
+                f"--resume: checkpoint {path} was written by a different run "
+                f"({name} {saved.get(name)!r} there, {value!r} now); resume with the "
+                "same settings, or use another --checkpoint-dir"
+            )
+
+
+def _save(ckpt_dir: Path, chunks_done: int, state, outs_parts, meta, evals, returns, run_s):
+    outs = jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=1), *outs_parts)
+    path = ckpt_dir / f"chunk_{chunks_done:06d}"
+    checkpoint.save(
+        path,
+        {"state": state, "outs": outs},
+        {
+            "run": meta,
+            "chunks_done": chunks_done,
+            "evals": evals,
+            "run_s": run_s,
+            "running": returns.running.tolist(),
+            "recent": returns.recent,
+            "episodes": returns.episodes,
+        },
+    )
+    for old in checkpoint.list_checkpoints(ckpt_dir, "chunk_")[:-KEEP_CHECKPOINTS]:
+        shutil.rmtree(old, ignore_errors=True)
