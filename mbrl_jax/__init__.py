@@ -17,9 +17,7 @@ __all__ = ["compiler_options", "jit", "__version__", *_SUBPACKAGES]
 
 def __getattr__(name: str):
     if name in ("jit", "compiler_options"):
-        from mbrl_jax.core import jit as _jit
-
-        return getattr(_jit, name)
+        return getattr(importlib.import_module("mbrl_jax.core.jit"), name)
     if name in _SUBPACKAGES:
         return importlib.import_module(f"mbrl_jax.{name}")
     raise AttributeError(f"module 'mbrl_jax' has no attribute {name!r}")

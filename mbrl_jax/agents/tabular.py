@@ -326,7 +326,11 @@ def greedy_episodes(env, env_params, max_steps: int | None = None):
     cap = max_steps or min(limit, 4 * num_states)
 
     def act(q, key, obs, states):
-        bits = jax.random.bits(key, (obs.shape[0], num_actions + 1), jnp.uint32)
+        # Tie-breaking words hashed from the step's key (Threefry in the loop
+        # body would double the compile time).
+        seed = jax.random.key_data(key).reshape(-1)[-1]
+        counter = jnp.arange(obs.shape[0] * (num_actions + 1)).reshape(obs.shape[0], -1)
+        bits = hashed_bits(seed, counter)
         return jax.vmap(epsilon_greedy, in_axes=(0, None, 0))(q[obs], jnp.float32(0.0), bits)
 
     def evaluate(state, key, num_episodes: int = 10):

@@ -139,13 +139,17 @@ def evaluate_episodes(act, env, env_params, params, key, num_envs: int, num_step
     obs, states = jax.vmap(env.reset, in_axes=(0, None))(
         jax.random.split(reset_key, num_envs), env_params
     )
+    # Every step's keys drawn before the loop in one vectorised call: Threefry
+    # inside the loop body doubles the compile time.
+    keys = jax.random.split(loop_key, num_steps * (num_envs + 1)).reshape(num_steps, -1)
+    act_keys, env_keys = keys[:, 0], keys[:, 1:]
 
-    def body(carry, step_key):
+    def body(carry, step_keys):
         obs, states, alive, total, length = carry
-        act_key, env_key = jax.random.split(step_key)
+        act_key, env_key = step_keys
         actions = act(params, act_key, obs, states)
         obs, states, reward, terminated, truncated, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-            jax.random.split(env_key, num_envs), states, actions, env_params
+            env_key, states, actions, env_params
         )
         total = total + alive * reward
         length = length + alive.astype(jnp.int32)
@@ -153,5 +157,5 @@ def evaluate_episodes(act, env, env_params, params, key, num_envs: int, num_step
         return (obs, states, alive, total, length), None
 
     init = (obs, states, jnp.ones(num_envs), jnp.zeros(num_envs), jnp.zeros(num_envs, jnp.int32))
-    (*_, total, length), _ = jax.lax.scan(body, init, jax.random.split(loop_key, num_steps))
+    (*_, total, length), _ = jax.lax.scan(body, init, (act_keys, env_keys))
     return EvalResult(total, length)

@@ -13,6 +13,7 @@ equals an uninterrupted one bit for bit.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 import shutil
@@ -227,6 +228,7 @@ def run_chunked(
     sinks: Sinks,
     identity: dict,
     log: Callable[[str], None],
+    compiled_before: float = 0.0,
 ) -> dict:
     """Runs one agent over a batch of seeds chunk by chunk.
 
@@ -240,6 +242,8 @@ def run_chunked(
       identity: JSON facts that must match for a checkpoint to be resumed
         (environment, seeds, budget, settings, ...).
       log: ``print``-like.
+      compiled_before: seconds :func:`prepare` spent compiling this run
+        (added to ``compile_s``).
 
     Returns:
       dict with ``output`` (the agent's ``TrainOutput``, NumPy, ``[seeds, ...]``),
@@ -264,35 +268,13 @@ def run_chunked(
     chunk_steps = per_chunk * chunk_steps_of(chunked)
     evaluate_n = options.eval_episodes if chunked.evaluate is not None else 0
 
-    def wrap(kd):
-        return jax.random.wrap_key_data(kd, impl=impl)
-
-    shard = {"in_shardings": sharding, "out_shardings": sharding}
-    init_fn = jit(jax.vmap(lambda kd: chunked.init(wrap(kd))), **shard)
-    run_fn = jit(jax.vmap(run_units(chunked, per_chunk)), **shard) if num_chunks else None
-    finish_fn = jit(jax.vmap(chunked.finish), **shard)
-    eval_fn = (
-        jit(jax.vmap(lambda s, kd: chunked.evaluate(s, wrap(kd), evaluate_n)), **shard)
-        if evaluate_n
-        else None
-    )
-
-    compile_s = 0.0
     start = time.perf_counter()
-    init_c = init_fn.lower(placed).compile()
-    compile_s += time.perf_counter() - start
+    pieces = _compiled(chunked, per_chunk, evaluate_n, mesh, impl, key_data.shape)
+    compile_s = time.perf_counter() - start + float(compiled_before)
+    init_c, run_c, finish_c, eval_c, unit_outs = pieces
     start = time.perf_counter()
     state = init_c(placed)
     run_s = time.perf_counter() - start
-
-    start = time.perf_counter()
-    run_c = run_fn.lower(state).compile() if run_fn is not None else None
-    unit_outs = jax.eval_shape(lambda s: jax.vmap(chunked.unit)(s)[1], state)
-    all_outs = _stacked_like(unit_outs, chunked.num_units, sharding)
-    finish_c = finish_fn.lower(state, all_outs).compile()
-    eval_keys = _eval_keys(identity.get("seed", 0), 0, key_data.shape[0], sharding)
-    eval_c = eval_fn.lower(state, eval_keys).compile() if eval_fn is not None else None
-    compile_s += time.perf_counter() - start
 
     ckpt_dir = Path(options.checkpoint_dir) / safe_name(spec) if options.checkpoint_dir else None
     meta = {
@@ -411,6 +393,49 @@ def run_chunked(
         "eval_note": chunked.eval_note if evaluate_n else "",
         "chunks": num_chunks,
     }
+
+
+def prepare(chunked: Chunked, keys: jax.Array, mesh: Mesh, options: RunOptions):
+    """Compiles a run's pieces ahead of :func:`run_chunked` (which then finds them
+    compiled). Returns ``(compile_s, output shapes)``: the ``TrainOutput``'s
+    ``ShapeDtypeStruct``s, to size the run before it starts."""
+    seeds = int(keys.shape[0])
+    num_devices = mesh.shape[SEED_AXIS]
+    per_chunk = chunk_sizes(chunked.num_units, options.chunks)
+    evaluate_n = options.eval_episodes if chunked.evaluate is not None else 0
+    key_shape = (seeds + (-seeds) % num_devices, *jax.random.key_data(keys).shape[1:])
+    start = time.perf_counter()
+    pieces = _compiled(chunked, per_chunk, evaluate_n, mesh, jax.random.key_impl(keys), key_shape)
+    return time.perf_counter() - start, pieces[2].out_info[1]
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled(chunked: Chunked, per_chunk: int, evaluate_n: int, mesh: Mesh, impl, key_shape):
+    """The compiled pieces of a run: ``(init, run n units, finish, evaluate or None,
+    unit output shapes)``, compiled once per process for the same agent, chunk
+    size and batch (a repeated or resumed run in one process compiles nothing)."""
+    sharding = NamedSharding(mesh, PartitionSpec(SEED_AXIS))
+    num_chunks = chunked.num_units // per_chunk
+
+    def wrap(kd):
+        return jax.random.wrap_key_data(kd, impl=impl)
+
+    shard = {"in_shardings": sharding, "out_shardings": sharding}
+    keys = jax.ShapeDtypeStruct(key_shape, jnp.uint32, sharding=sharding)
+    init_fn = jit(jax.vmap(lambda kd: chunked.init(wrap(kd))), **shard)
+    init_c = init_fn.lower(keys).compile()
+    state = jax.eval_shape(init_fn, keys)
+    run_c = None
+    if num_chunks:
+        run_c = jit(jax.vmap(run_units(chunked, per_chunk)), **shard).lower(state).compile()
+    unit_outs = jax.eval_shape(lambda s: jax.vmap(chunked.unit)(s)[1], state)
+    all_outs = _stacked_like(unit_outs, chunked.num_units, sharding)
+    finish_c = jit(jax.vmap(chunked.finish), **shard).lower(state, all_outs).compile()
+    eval_c = None
+    if evaluate_n:
+        evaluate = jax.vmap(lambda s, kd: chunked.evaluate(s, wrap(kd), evaluate_n))
+        eval_c = jit(evaluate, **shard).lower(state, keys).compile()
+    return init_c, run_c, finish_c, eval_c, unit_outs
 
 
 def chunk_steps_of(chunked: Chunked) -> int:

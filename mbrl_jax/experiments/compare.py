@@ -47,7 +47,7 @@ import jax
 import numpy as np
 
 from mbrl_jax.core.sharding import device_mesh, gather, make_sharded
-from mbrl_jax.experiments.chunked_run import RunOptions, Sinks, run_chunked
+from mbrl_jax.experiments.chunked_run import RunOptions, Sinks, prepare, run_chunked
 from mbrl_jax.experiments.outputs import (
     MAX_STEPS,
     check_memory,
@@ -196,11 +196,16 @@ def run_comparison(
     runs = {spec: build(spec, env, env_params, budget, settings) for spec in agents}
     optimal = optimal_path_length(env, env_params)
     keys = jax.random.split(jax.random.key(seed), seeds)
-    # The output shapes say what the run will hold in memory, so an impossible
-    # run fails here, before any agent runs.
-    sizes = {
-        spec: output_bytes(jax.eval_shape(jax.vmap(run.train), keys)) for spec, run in runs.items()
-    }
+    # Every agent compiles first: the output shapes say what each run will hold
+    # in memory, so an impossible run fails here, before any agent runs.
+    compiled_s, sizes = {}, {}
+    for i, (spec, run) in enumerate(runs.items(), start=1):
+        log(f"[{i}/{len(runs)}] {spec}: compiling ({run.description})")
+        if run.chunked is not None:
+            compiled_s[spec], shapes = prepare(run.chunked, keys, mesh, options)
+        else:
+            compiled_s[spec], shapes = 0.0, jax.eval_shape(jax.vmap(run.train), keys)
+        sizes[spec] = output_bytes(shapes)
     check_memory(sizes, seeds, steps)
     log("outputs: " + ", ".join(f"{spec} {size / 2**20:.1f} MiB" for spec, size in sizes.items()))
     results = {
@@ -230,7 +235,6 @@ def run_comparison(
     try:
         for i, (spec, run) in enumerate(runs.items(), start=1):
             prefix = f"[{i}/{len(runs)}] {spec}"
-            log(f"{prefix}: compiling ({run.description})")
             planned = steps if run.real_steps is None else run.real_steps
             log(
                 f"{prefix}: running {seeds} seeds x {planned} real steps"
@@ -238,7 +242,15 @@ def run_comparison(
             )
             if run.chunked is not None:
                 ran = run_chunked(
-                    spec, run.chunked, keys, mesh, options, sinks, dict(identity, agent=spec), log
+                    spec,
+                    run.chunked,
+                    keys,
+                    mesh,
+                    options,
+                    sinks,
+                    dict(identity, agent=spec),
+                    log,
+                    compiled_before=compiled_s[spec],
                 )
             else:
                 ran = _run_whole(run, keys, mesh, seeds)
