@@ -107,6 +107,7 @@ class Sinks:
                 ) from None
             self._tb = SummaryWriter(options.tensorboard)
         if options.progress and sys.stderr.isatty():
+            from rich.console import Console
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
@@ -123,6 +124,7 @@ class Sinks:
                 TextColumn("steps  {task.fields[status]}"),
                 TimeElapsedColumn(),
                 TimeRemainingColumn(),
+                console=Console(stderr=True),
                 transient=False,
             )
             self._bar.start()

@@ -52,6 +52,7 @@ from mbrl_jax.experiments.outputs import (
     MAX_STEPS,
     check_memory,
     output_bytes,
+    writable_dir,
     write_atomic,
 )
 from mbrl_jax.experiments.plots import plot_curves
@@ -196,17 +197,26 @@ def run_comparison(
     runs = {spec: build(spec, env, env_params, budget, settings) for spec in agents}
     optimal = optimal_path_length(env, env_params)
     keys = jax.random.split(jax.random.key(seed), seeds)
-    # Every agent compiles first: the output shapes say what each run will hold
-    # in memory, so an impossible run fails here, before any agent runs.
-    compiled_s, sizes = {}, {}
-    for i, (spec, run) in enumerate(runs.items(), start=1):
-        log(f"[{i}/{len(runs)}] {spec}: compiling ({run.description})")
-        if run.chunked is not None:
-            compiled_s[spec], shapes = prepare(run.chunked, keys, mesh, options)
-        else:
-            compiled_s[spec], shapes = 0.0, jax.eval_shape(jax.vmap(run.train), keys)
-        sizes[spec] = output_bytes(shapes)
+    # The output shapes (traced, not compiled) say what each run will hold in
+    # memory, so an impossible run fails here, before anything compiles.
+    sizes = {
+        spec: output_bytes(jax.eval_shape(jax.vmap(run.train), keys)) for spec, run in runs.items()
+    }
     check_memory(sizes, seeds, steps)
+    if options.checkpoint_dir is not None:
+        writable_dir(options.checkpoint_dir, "--checkpoint-dir")
+    if options.tensorboard is not None:
+        writable_dir(options.tensorboard, "--tensorboard")
+    sinks = Sinks(options, log)  # a log file that cannot be written fails here
+    compiled_s = {}
+    try:
+        # Every agent compiles before any runs.
+        for i, (spec, run) in enumerate(runs.items(), start=1):
+            log(f"[{i}/{len(runs)}] {spec}: compiling ({run.description})")
+            compiled_s[spec] = prepare(run.chunked, keys, mesh, options)[0] if run.chunked else 0.0
+    except BaseException:
+        sinks.close()
+        raise
     log("outputs: " + ", ".join(f"{spec} {size / 2**20:.1f} MiB" for spec, size in sizes.items()))
     results = {
         "env": env_name,
@@ -231,7 +241,6 @@ def run_comparison(
         "settings": results["settings"],
         "jax": jax.__version__,
     }
-    sinks = Sinks(options, log)
     try:
         for i, (spec, run) in enumerate(runs.items(), start=1):
             prefix = f"[{i}/{len(runs)}] {spec}"

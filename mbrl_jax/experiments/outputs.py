@@ -20,6 +20,7 @@ __all__ = [
     "output_bytes",
     "physical_memory_bytes",
     "prepare_out_dir",
+    "writable_dir",
     "write_atomic",
 ]
 
@@ -73,14 +74,24 @@ def prepare_out_dir(out_dir: str | Path, overwrite: bool = False) -> Path:
     while not overwrite and (out / "results.json").exists():
         number += 1
         out = base.with_name(f"{base.name}-{number}")
+    return writable_dir(out, "--out")
+
+
+def writable_dir(path: str | Path, flag: str) -> Path:
+    """``path`` as a directory that exists and can be written (created if need be).
+
+    Raises:
+      ValueError: naming ``flag``, when it is a file or cannot be written.
+    """
+    out = Path(path)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} exists and is not a directory")
+        raise ValueError(f"{flag} {out} exists and is not a directory")
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
             pass
     except OSError as err:
-        raise ValueError(f"--out {out}: cannot write there ({err.strerror or err})") from None
+        raise ValueError(f"{flag} {out}: cannot write there ({err.strerror or err})") from None
     return out
 
 

@@ -39,45 +39,7 @@ assert sharding.spec == PartitionSpec("seeds") and len(sharding.device_set) == 8
 run(jax.random.split(jax.random.key(2), 16))
 assert run.compiled._cache_size() == 1  # 13 and 16 both pad to 16: one compilation
 
-# A neural agent: allclose.
-small = alphazero.Config(num_iterations=2, num_envs=4, unroll_length=8,
-                         search=SearchConfig(num_simulations=4, discount=0.99), hidden=(16,),
-                         num_minibatches=2, n_step=4, eval_envs=2, eval_steps=20)
-cart, cart_params = envs.make("CartPole-v1")
-az = alphazero.make_train(small, cart, cart_params)
-keys = jax.random.split(jax.random.key(3), 3)
-want = jax.jit(jax.vmap(az))(keys)
-got = make_sharded(az, device_mesh(4))(keys)
-for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got), strict=True):
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4)
-
-# The environment axis of one AlphaZero run sharded over 4 devices (data
-# parallel): the compiler partitions it and all-reduces the gradients.
-from mbrl_jax.core.sharding import ENV_AXIS
-env_mesh = device_mesh(4, axis=ENV_AXIS)
-sharded_az = jax.jit(alphazero.make_train(small, cart, cart_params, mesh=env_mesh))
-compiled_az = sharded_az.lower(keys[0]).compile()  # compiled once, run below
-assert "all-reduce" in compiled_az.as_text()
-got = compiled_az(keys[0])
-want = jax.tree.map(lambda x: x[0], want)  # the unsharded run of the same key, above
-for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got), strict=True):
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=1e-3)
-from mbrl_jax.agents import muzero
-small_mz = muzero.Config(num_iterations=2, num_envs=4, unroll_length=8,
-                         search=SearchConfig(num_simulations=4, discount=0.99), latent_size=8,
-                         hidden=(16,), buffer_size=32, unroll_steps=3, n_step=4, batch_size=8,
-                         updates_per_iteration=2, eval_envs=2, eval_steps=20)
-want = jax.jit(muzero.make_train(small_mz, cart, cart_params))(jax.random.key(4))
-got = jax.jit(muzero.make_train(small_mz, cart, cart_params, mesh=env_mesh))(jax.random.key(4))
-for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got), strict=True):
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=1e-3)
-try:
-    alphazero.make_train(small, cart, cart_params, mesh=device_mesh(3, axis=ENV_AXIS))
-except ValueError as e:
-    assert "multiple" in str(e)
-else:
-    raise AssertionError("num_envs 4 over 3 devices")
-
+# AlphaZero's environment axis sharded over 4 devices: see NEURAL below.
 # Bad input: one line each.
 for bad, match in (
     (lambda: device_mesh(9), "asked for 9"),
@@ -95,6 +57,61 @@ print("ok")
 """
 
 
+NEURAL = r"""
+import jax
+import numpy as np
+from mbrl_jax import envs
+from mbrl_jax.agents import alphazero
+from mbrl_jax.core.sharding import ENV_AXIS, device_mesh, make_sharded
+from mbrl_jax.planners.search import SearchConfig
+
+assert jax.device_count() == 8, jax.devices()
+FULL = __FULL__
+# A neural agent: allclose.
+small = alphazero.Config(num_iterations=2, num_envs=4, unroll_length=8,
+                         search=SearchConfig(num_simulations=4, discount=0.99), hidden=(16,),
+                         num_minibatches=2, n_step=4, eval_envs=2, eval_steps=20)
+cart, cart_params = envs.make("CartPole-v1")
+az = alphazero.make_train(small, cart, cart_params)
+keys = jax.random.split(jax.random.key(3), 3)
+want = jax.jit(jax.vmap(az))(keys)
+if FULL:  # the seeds of a neural agent over 4 devices
+    got = make_sharded(az, device_mesh(4))(keys)
+    for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4)
+
+# The environment axis of one AlphaZero run sharded over 4 devices (data
+# parallel): the compiler partitions it and all-reduces the gradients.
+from mbrl_jax.core.sharding import ENV_AXIS
+env_mesh = device_mesh(4, axis=ENV_AXIS)
+sharded_az = jax.jit(alphazero.make_train(small, cart, cart_params, mesh=env_mesh))
+compiled_az = sharded_az.lower(keys[0]).compile()  # compiled once, run below
+assert "all-reduce" in compiled_az.as_text()
+got = compiled_az(keys[0])
+want = jax.tree.map(lambda x: x[0], want)  # the unsharded run of the same key, above
+for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got), strict=True):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=1e-3)
+if FULL:
+    from mbrl_jax.agents import muzero
+    small_mz = muzero.Config(num_iterations=2, num_envs=4, unroll_length=8,
+                             search=SearchConfig(num_simulations=4, discount=0.99), latent_size=8,
+                             hidden=(16,), buffer_size=32, unroll_steps=3, n_step=4, batch_size=8,
+                             updates_per_iteration=2, eval_envs=2, eval_steps=20)
+    want = jax.jit(muzero.make_train(small_mz, cart, cart_params))(jax.random.key(4))
+    got = jax.jit(muzero.make_train(small_mz, cart, cart_params, mesh=env_mesh))(jax.random.key(4))
+    for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=1e-3)
+try:
+    alphazero.make_train(small, cart, cart_params, mesh=device_mesh(3, axis=ENV_AXIS))
+except ValueError as e:
+    assert "multiple" in str(e)
+else:
+    raise AssertionError("num_envs 4 over 3 devices")
+
+print("ok")
+"""
+
+
 def _run(script: str, env_extra: dict, timeout: int = 600) -> subprocess.CompletedProcess:
     env = dict(os.environ, JAX_PLATFORMS="cpu", **env_extra)
     return subprocess.run(
@@ -107,8 +124,21 @@ def _run(script: str, env_extra: dict, timeout: int = 600) -> subprocess.Complet
     )
 
 
+EIGHT = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+
+
 def test_sharded_runs_match_unsharded_over_eight_devices():
-    done = _run(EIGHT_DEVICES, {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
+    # The tabular checks, then AlphaZero's environments over 4 devices.
+    script = EIGHT_DEVICES.replace('print("ok")', "") + NEURAL.replace("__FULL__", "False")
+    done = _run(script, EIGHT)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.stdout.strip().endswith("ok")
+
+
+@pytest.mark.slow
+def test_neural_agents_sharded_over_seeds_and_environments():
+    # Also: AlphaZero's seeds over 4 devices, MuZero's environments over 4.
+    done = _run(NEURAL.replace("__FULL__", "True"), EIGHT)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert done.stdout.strip().endswith("ok")
 

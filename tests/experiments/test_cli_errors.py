@@ -213,3 +213,49 @@ def test_bench_names_the_scripts_and_refuses_unknown_ones(capsys):
     }
     assert cli.main(["bench", "nope"]) == 2
     assert "unknown benchmark 'nope'; valid: dyna_throughput" in one_line_error(capsys)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--resume"], "RunOptions.resume needs a checkpoint_dir (--checkpoint-dir DIR)"),
+        (["--chunks", "0"], "argument --chunks: must be in [1, 100000], got 0"),
+        (["--eval-episodes", "-1"], "argument --eval-episodes"),
+        (["--eval-every", "nan"], "argument --eval-every: must be an integer"),
+    ],
+)
+def test_run_option_errors(argv, message, tmp_path, capsys):
+    assert cli.main(["compare", *argv, "--out", str(tmp_path)]) == 2
+    assert message in one_line_error(capsys)
+
+
+@pytest.mark.parametrize("flag", ["--checkpoint-dir", "--tensorboard", "--log-jsonl"])
+def test_run_outputs_that_cannot_be_written_are_refused_before_compiling(flag, tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    target = blocker / "sub" if flag == "--log-jsonl" else blocker
+    argv = ["compare", "--agents", "q_learning", flag, str(target), "--out", str(tmp_path / "r")]
+    assert cli.main(argv) == 2
+    line = one_line_error_after_progress(capsys)
+    assert flag in line and str(blocker) in line
+
+
+def test_checkpointed_run_resumes_to_the_same_results(tmp_path, capsys):
+    argv = ["compare", "--agents", "dyna_q:0", "--seeds", "3", "--steps", "900"]
+    argv += ["--chunks", "3", "--eval-every", "1", "--checkpoint-dir", str(tmp_path / "ck")]
+    argv += ["--log-jsonl", str(tmp_path / "log.jsonl"), "--quiet"]
+    assert cli.main([*argv, "--out", str(tmp_path / "a")]) == 0
+    assert capsys.readouterr().err == ""  # --quiet
+    assert [p.name for p in (tmp_path / "ck").iterdir()] == ["dyna_q-0"]
+    assert cli.main([*argv, "--resume", "--out", str(tmp_path / "b")]) == 0
+    a = json.loads((tmp_path / "a" / "results.json").read_text())
+    b = json.loads((tmp_path / "b" / "results.json").read_text())
+    for spec in ("dyna_q:0",):
+        x, y = a["agents"][spec], b["agents"][spec]
+        assert x["episode_lengths"] == y["episode_lengths"]
+        assert x["eval_steps"] == y["eval_steps"] == [256, 512, 900]
+        assert x["eval_returns"] == y["eval_returns"] and len(x["eval_returns"]) == 3
+        assert x["resumed_at_steps"] == 0 and y["resumed_at_steps"] == 768
+        assert x["eval_episodes"] == 10 and "greedy" in x["eval_note"]
+    lines = (tmp_path / "log.jsonl").read_text().splitlines()
+    assert {json.loads(line)["event"] for line in lines} == {"chunk", "evaluation"}
