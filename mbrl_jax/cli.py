@@ -172,39 +172,20 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _benchmarks_dir():
-    from pathlib import Path
-
-    return Path(__file__).resolve().parent.parent / "benchmarks"
-
-
 def _benchmark_names() -> list[str]:
-    folder = _benchmarks_dir()
-    if not folder.is_dir():
-        return []
-    return sorted(p.stem for p in folder.glob("*.py") if p.stem != "common")
+    from mbrl_jax.experiments.bench import benchmark_names
+
+    return benchmark_names()
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    import subprocess
+    from mbrl_jax.experiments.bench import run_benchmark
 
-    names = _benchmark_names()
-    if not names:
-        print(
-            f"error: no benchmarks at {_benchmarks_dir()}: they run from a source checkout "
-            "(git clone, then pip install -e .)",
-            file=sys.stderr,
-        )
+    try:
+        return run_benchmark(args.name, full=args.full, out=args.out)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
-    if args.name not in names:
-        print(f"error: unknown benchmark {args.name!r}; valid: {', '.join(names)}", file=sys.stderr)
-        return 2
-    command = [sys.executable, str(_benchmarks_dir() / f"{args.name}.py")]
-    if not args.full:
-        command.append("--quick")
-    if args.out:
-        command += ["--out", args.out]
-    return subprocess.run(command).returncode
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -317,45 +298,21 @@ def build_parser() -> argparse.ArgumentParser:
         "to OUT-2, OUT-3, ... unless --overwrite",
     )
     p_cmp.add_argument("--overwrite", action="store_true", help="replace the results in --out")
-    p_cmp.add_argument(
-        "--chunks",
-        type=_number(int, 1, 100_000),
-        default=10,
-        help="cut each run into about this many chunks (progress, evaluation, checkpoints)",
-    )
-    p_cmp.add_argument(
-        "--eval-episodes",
-        type=_number(int, 0, 100_000),
-        default=10,
-        help="evaluation episodes per seed of the greedy / noiseless policy (0: none)",
-    )
-    p_cmp.add_argument(
-        "--eval-every",
-        type=_number(int, 1, 100_000),
-        default=2,
-        help="evaluate every this many chunks, and at the end",
-    )
-    p_cmp.add_argument(
-        "--checkpoint-dir",
-        default=None,
-        help="save each agent's run after every chunk under DIR/<agent>/ (orbax)",
-    )
-    p_cmp.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue each agent from its newest checkpoint in --checkpoint-dir",
-    )
-    p_cmp.add_argument(
-        "--log-jsonl", default=None, help="append one JSON line per chunk and evaluation here"
-    )
-    p_cmp.add_argument(
-        "--tensorboard",
-        default=None,
-        help="write TensorBoard event files into this directory (needs tensorboardX)",
-    )
-    p_cmp.add_argument(
-        "--quiet", action="store_true", help="no progress: only the table and the paths"
-    )
+    count = _number(int, 1, 100_000)
+    for flag, kind, default, text in (
+        ("--chunks", count, 10, "cut each run into about this many chunks (progress, evaluation)"),
+        ("--eval-episodes", _number(int, 0, 100_000), 10, "evaluation episodes per seed (0: none)"),
+        ("--eval-every", count, 2, "evaluate every this many chunks, and at the end"),
+        ("--checkpoint-dir", None, None, "save each run after every chunk in DIR/<agent>/"),
+        ("--log-jsonl", None, None, "append one JSON line per chunk and evaluation here"),
+        ("--tensorboard", None, None, "TensorBoard event files here (needs tensorboardX)"),
+    ):
+        p_cmp.add_argument(flag, type=kind, default=default, help=text)
+    for flag, text in (
+        ("--resume", "continue each agent from its newest checkpoint in --checkpoint-dir"),
+        ("--quiet", "no progress: only the table and the paths"),
+    ):
+        p_cmp.add_argument(flag, action="store_true", help=text)
     p_cmp.set_defaults(func=_cmd_compare)
 
     p_bench = sub.add_parser(

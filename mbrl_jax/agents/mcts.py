@@ -87,14 +87,15 @@ def make_train(config: Config, env, env_params):
 class MctsRunState(NamedTuple):
     """A run between blocks of steps: the next step ``t``, the environment's
     state, episodes completed, the loop key, the running episode's return and
-    the last completed episode's (NaN before one ends)."""
+    length, and the last completed episode's (NaN and 0 before one ends)."""
 
     t: Array
     env_state: Any
     episodes: Array
     loop_key: PRNGKey
     running: Array
-    last_return: Array
+    length: Array
+    last: EvalResult
 
 
 def make_chunked(config: Config, env, env_params) -> Chunked:
@@ -114,8 +115,9 @@ def make_chunked(config: Config, env, env_params) -> Chunked:
     def init_run(key: PRNGKey) -> MctsRunState:
         reset_key, loop_key = jax.random.split(key)
         _, state = env.reset(reset_key, env_params)
-        nan = jnp.float32(jnp.nan)
-        return MctsRunState(jnp.int32(0), state, jnp.int32(0), loop_key, jnp.float32(0), nan)
+        none = EvalResult(jnp.full((1,), jnp.nan, jnp.float32), jnp.zeros((1,), jnp.int32))
+        zero = jnp.int32(0)
+        return MctsRunState(zero, state, zero, loop_key, jnp.float32(0), zero, none)
 
     def run_block(run: MctsRunState, size: int):
         start = run.t
@@ -149,12 +151,14 @@ def make_chunked(config: Config, env, env_params) -> Chunked:
                 active=metrics.active.at[i].set(True),
                 root_value=metrics.root_value.at[i].set(result.value[0]),
             )
-            running = run.running + reward
+            running, length = run.running + reward, run.length + 1
+            ended = EvalResult(running[None], length[None])
             run = run._replace(
                 env_state=state,
                 episodes=run.episodes + done.astype(jnp.int32),
                 running=jnp.where(done, 0.0, running),
-                last_return=jnp.where(done, running, run.last_return),
+                length=jnp.where(done, 0, length),
+                last=jax.tree.map(lambda a, b: jnp.where(done, a, b), ended, run.last),
             )
             return i + 1, run, metrics
 
@@ -168,10 +172,8 @@ def make_chunked(config: Config, env, env_params) -> Chunked:
             metrics = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), metrics, tail)
         return run, TrainOutput(metrics)
 
-    def last_episode(run: MctsRunState, key: PRNGKey, num_episodes: int = 1) -> EvalResult:
-        # The agent does not learn: every episode is run with its one policy.
-        del key, num_episodes
-        return EvalResult(run.last_return[None], jnp.zeros((1,), jnp.int32))
+    def last_episode(run: MctsRunState, _key: PRNGKey, _num_episodes: int = 1) -> EvalResult:
+        return run.last  # MCTS does not learn: every episode runs its one policy
 
     return Chunked(
         init=init_run,

@@ -325,7 +325,7 @@ def make_chunked(
         buffer, random_out = jax.lax.scan(
             random_trial, buffer, jax.random.split(random_key, config.random_trials)
         )
-        last = random_out[0][-1].sum()
+        last = EvalResult(random_out[0][-1].sum()[None], random_out[1][-1][None])
         return PetsRunState(buffer, ens_state, mpc_key, jnp.int32(0), random_out, last)
 
     def unit(state: PetsRunState):
@@ -340,7 +340,10 @@ def make_chunked(
         transitions, mask, rewards, length, predicted = episode(run_key, act)
         buffer = buffer_add(state.buffer, transitions, mask)
         new = state._replace(
-            buffer=buffer, ens_state=ens_state, trial=state.trial + 1, last_return=rewards.sum()
+            buffer=buffer,
+            ens_state=ens_state,
+            trial=state.trial + 1,
+            last=EvalResult(rewards.sum()[None], length[None]),
         )
         return new, (rewards, length, predicted, info.val_loss, info.train_loss)
 
@@ -366,12 +369,6 @@ def make_chunked(
             ensemble=state.ens_state,
         )
 
-    def evaluate(state: PetsRunState, key: PRNGKey, num_episodes: int = 1) -> EvalResult:
-        # Every MPC trial acts with the evaluation policy (the planner's choice,
-        # no exploration noise on top), so the last trial is the evaluation.
-        del key, num_episodes
-        return EvalResult(state.last_return[None], jnp.zeros((1,), jnp.int32))
-
     def trial_stream(outs):
         rewards, lengths = outs[0], outs[1]
         done = jnp.arange(steps)[None, :] == (lengths[:, None] - 1)
@@ -383,7 +380,8 @@ def make_chunked(
         finish=finish,
         num_units=num_mpc,
         unit_steps=steps,
-        evaluate=evaluate,
+        # Each MPC trial runs the evaluation policy (no noise added): the last one.
+        evaluate=lambda state, _key, _num_episodes=1: state.last,
         eval_note="the last trial (PETS acts with its evaluation policy, MPC without added noise)",
         stream=trial_stream,
     )
@@ -392,11 +390,11 @@ def make_chunked(
 class PetsRunState(NamedTuple):
     """A PETS run between trials: the data, the ensemble, the MPC trials' key,
     the next MPC trial's index, the random trials' records (``rewards``,
-    ``lengths``, ``(predicted, observations)``) and the last trial's return."""
+    ``lengths``, ``(predicted, observations)``) and the last trial's return and length."""
 
     buffer: ReplayBuffer
     ens_state: EnsembleState
     mpc_key: PRNGKey
     trial: Array
     random_out: tuple
-    last_return: Array
+    last: EvalResult
