@@ -236,6 +236,7 @@ def run_chunked(
     state, output = finish_c(state, all_outs)
     output = gather(jax.block_until_ready(output), seeds)
     run_s += time.perf_counter() - start
+    sinks.finished(total_steps)
     if eval_c is not None:
         start = time.perf_counter()
         evaluate(state, num_chunks + 1, total_steps)

@@ -69,6 +69,11 @@ class Sinks:
                 spec, total=total_steps, completed=done_steps, status=""
             )
 
+    def finished(self, total_steps: int):
+        """The run of the last :meth:`start` ended (its remainder included)."""
+        if self._bar is not None:
+            self._bar.update(self._task, completed=total_steps)
+
     def chunk(self, record: dict):
         """One chunk's record: ``agent``, ``chunk``, ``chunks``, ``steps``,
         ``total_steps``, ``elapsed_s``, ``train_return``, ``episodes``."""
