@@ -95,11 +95,13 @@ def save(directory: str | Path, tree, metadata: dict | None = None) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
     try:
-        data = tmp / "arrays"
-        checkpointer = ocp.StandardCheckpointer()
-        checkpointer.save(data, {str(i): x for i, x in enumerate(plain)})
-        checkpointer.wait_until_finished()
-        checkpointer.close()
+        # orbax refuses zero-size arrays: those live in the manifest alone.
+        items = {str(i): x for i, x in enumerate(plain) if x.size}
+        if items:
+            checkpointer = ocp.StandardCheckpointer()
+            checkpointer.save(tmp / "arrays", items)
+            checkpointer.wait_until_finished()
+            checkpointer.close()
         manifest = {
             "format": FORMAT,
             "num_leaves": len(plain),
@@ -210,17 +212,21 @@ def restore(directory: str | Path, like) -> tuple[Any, dict]:
     abstract = {
         str(i): jax.ShapeDtypeStruct(tuple(shape), np.dtype(dtype), sharding=device)
         for i, (shape, dtype) in enumerate(shapes)
+        if int(np.prod(shape))
     }
-    checkpointer = ocp.StandardCheckpointer()
-    try:
-        arrays = checkpointer.restore(directory / "arrays", abstract)
-    except Exception as err:  # orbax/tensorstore errors vary by release
-        raise ValueError(f"checkpoint {directory} could not be read: {err}") from None
-    finally:
-        checkpointer.close()
+    arrays = {}
+    if abstract:
+        checkpointer = ocp.StandardCheckpointer()
+        try:
+            arrays = checkpointer.restore(directory / "arrays", abstract)
+        except Exception as err:  # orbax/tensorstore errors vary by release
+            raise ValueError(f"checkpoint {directory} could not be read: {err}") from None
+        finally:
+            checkpointer.close()
     leaves = []
     for i, leaf in enumerate(like_leaves):
-        value = arrays[str(i)]
+        shape, dtype = shapes[i]
+        value = arrays[str(i)] if str(i) in arrays else jax.numpy.zeros(shape, dtype)
         if _is_key(leaf):
             value = jax.random.wrap_key_data(value, impl=jax.random.key_impl(leaf))
         leaves.append(value)

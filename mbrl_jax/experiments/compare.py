@@ -167,7 +167,11 @@ def run_comparison(
         # Every agent compiles before any runs.
         for i, (spec, run) in enumerate(runs.items(), start=1):
             log(f"[{i}/{len(runs)}] {spec}: compiling ({run.description})")
-            compiled_s[spec] = prepare(run.chunked, keys, mesh, options)[0] if run.chunked else 0.0
+            with sinks.compiling(spec):
+                compiled_s[spec] = (
+                    prepare(run.chunked, keys, mesh, options)[0] if run.chunked else 0
+                )
+
     except BaseException:
         sinks.close()
         raise

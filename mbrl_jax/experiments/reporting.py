@@ -3,6 +3,7 @@ TensorBoard event files; and the training returns tracked across chunks."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Callable
@@ -68,6 +69,18 @@ class Sinks:
             self._task = self._bar.add_task(
                 spec, total=total_steps, completed=done_steps, status=""
             )
+
+    @contextlib.contextmanager
+    def compiling(self, spec: str):
+        """A pulsing bar while ``spec`` compiles (on a terminal)."""
+        task = None
+        if self._bar is not None:
+            task = self._bar.add_task(f"{spec}: compiling", total=None, status="")
+        try:
+            yield
+        finally:
+            if task is not None:
+                self._bar.remove_task(task)
 
     def finished(self, total_steps: int):
         """The run of the last :meth:`start` ended (its remainder included)."""

@@ -206,3 +206,16 @@ def test_config_is_frozen():
     config = dyna_q.Config()
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.epsilon = 0.5
+
+
+def test_train_output_checkpoint_round_trip(tmp_path):
+    from mbrl_jax.core import checkpoint
+
+    env, params = envs.make("DynaMaze")
+    train = dyna_q.make_train(dyna_q.Config(num_steps=300, planning_steps=3), env, params)
+    out = jax.jit(jax.vmap(train))(jax.random.split(jax.random.key(0), 2))
+    checkpoint.save(tmp_path / "out", out)
+    restored, _ = checkpoint.restore(tmp_path / "out", out)
+    assert type(restored) is type(out) and type(restored.metrics) is type(out.metrics)
+    for a, b in zip(jax.tree.leaves(out), jax.tree.leaves(restored), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -48,6 +48,13 @@ def test_round_trip_keeps_structure_dtypes_keys_and_metadata(tmp_path):
     assert checkpoint.latest(tmp_path) == path
 
 
+def test_zero_size_arrays(tmp_path):
+    for tree in ({"a": jnp.zeros((0, 3)), "b": jnp.ones(2)}, {"a": jnp.zeros((0, 3), jnp.int32)}):
+        checkpoint.save(tmp_path / "c", tree)
+        restored, _ = checkpoint.restore(tmp_path / "c", tree)
+        _equal(restored, tree)
+
+
 def test_restore_with_shape_dtype_structs(tmp_path):
     tree = {"a": jnp.ones((2, 3)), "b": jnp.int32(5)}
     checkpoint.save(tmp_path / "c", tree)

@@ -192,3 +192,17 @@ def test_for_env_reads_sizes_and_bad_sizes_are_rejected():
     ]:
         with pytest.raises(ValueError, match=f"EnsembleConfig.{field}"):
             EnsembleConfig(**{field: value})
+
+
+def test_fitted_ensemble_checkpoint_round_trip(fitted, tmp_path):
+    from mbrl_jax.core import checkpoint
+
+    ens, _, state, _, buf = fitted
+    checkpoint.save(tmp_path / "ensemble", state, {"what": "fitted ensemble"})
+    like = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
+    restored, meta = checkpoint.restore(tmp_path / "ensemble", like)
+    assert meta == {"what": "fitted ensemble"}
+    obs, action = buf.data.state[:16], buf.data.action[:16]
+    want, got = ens.predict(state, obs, action), ens.predict(restored, obs, action)
+    for name in want:
+        np.testing.assert_array_equal(np.asarray(want[name]), np.asarray(got[name]))
