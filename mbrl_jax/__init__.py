@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 
 __version__ = "0.1.0"
-_SUBPACKAGES = ("agents", "core", "envs", "experiments", "models", "planners")
+_SUBPACKAGES = ("agents", "core", "diagnostics", "envs", "experiments", "models", "planners")
 __all__ = ["compiler_options", "jit", "__version__", *_SUBPACKAGES]
 
 

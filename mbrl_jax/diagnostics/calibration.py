@@ -1,0 +1,121 @@
+"""Calibration of a Gaussian predictive distribution, per dimension.
+
+For each nominal level ``p`` the fraction of real targets inside the central
+``p`` interval ``mean +- z_p * std`` (``z_p = Phi^-1((1 + p) / 2)``); a
+calibrated model covers ``p`` of them. The expected calibration error (ECE) is
+the mean ``|coverage - p|`` over the levels. :func:`fit_variance_scale` is the
+simplest recalibration that works: one factor per dimension that multiplies
+the predicted variance, the maximum-likelihood one (``mean(z**2)``).
+
+Shape letters: N samples, D dimensions, L levels.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import ndtri
+
+from mbrl_jax.core.types import Array
+
+#: Nominal levels of the reliability diagram.
+DEFAULT_LEVELS = tuple(np.round(np.arange(0.05, 1.0, 0.05), 2).tolist())
+
+
+class Calibration(NamedTuple):
+    """Calibration of ``N`` predictions of ``D`` dimensions.
+
+    Attributes:
+      levels: ``[L]`` nominal levels ``p``.
+      coverage: ``[L, D]`` fraction of targets inside the central ``p`` interval.
+      ece: ``[D]`` mean over levels of ``|coverage - p|``.
+      ece_mean: ``[]`` mean of ``ece`` over the dimensions.
+      num_used: ``[]`` int32 samples with finite mean, variance and target.
+    """
+
+    levels: Array
+    coverage: Array
+    ece: Array
+    ece_mean: Array
+    num_used: Array
+
+
+def _check(mean, var, target):
+    mean, var, target = jnp.asarray(mean), jnp.asarray(var), jnp.asarray(target)
+    if mean.ndim != 2 or mean.shape != var.shape or mean.shape != target.shape:
+        raise ValueError(
+            "calibration: mean, var and target must all be [N, D]; got "
+            f"{mean.shape}, {var.shape}, {target.shape}"
+        )
+    return mean, var, target
+
+
+def _valid(mean, var, target):
+    """``[N]`` rows whose every entry is finite and whose variance is positive."""
+    ok = jnp.isfinite(mean) & jnp.isfinite(var) & jnp.isfinite(target) & (var > 0)
+    return jnp.all(ok, axis=-1)
+
+
+def calibration(mean: Array, var: Array, target: Array, levels=DEFAULT_LEVELS) -> Calibration:
+    """Coverage of the central intervals of ``N(mean, var)`` at each level, per dimension.
+
+    Rows with a non-finite entry or a variance ``<= 0`` are left out and
+    counted (``num_used``); with none left every number is NaN.
+
+    Args:
+      mean, var, target: ``[N, D]``.
+      levels: nominal levels in ``(0, 1)``.
+
+    Raises:
+      ValueError: shapes that differ or are not ``[N, D]``; a level outside ``(0, 1)``.
+    """
+    mean, var, target = _check(mean, var, target)
+    levels_np = np.asarray(levels, np.float64)
+    if levels_np.ndim != 1 or not np.all((levels_np > 0) & (levels_np < 1)):
+        raise ValueError(f"calibration: levels must be in (0, 1), got {levels!r}")
+    return _calibration(mean, var, target, jnp.asarray(levels_np, jnp.float32))
+
+
+@jax.jit
+def _calibration(mean, var, target, levels):
+    valid = _valid(mean, var, target)
+    z = jnp.abs(target - mean) / jnp.sqrt(jnp.where(valid[:, None], var, 1.0))  # [N, D]
+    bound = ndtri((1.0 + levels) / 2.0)  # [L]
+    inside = (z[None] <= bound[:, None, None]) & valid[None, :, None]  # [L, N, D]
+    count = valid.sum()
+    coverage = inside.sum(axis=1) / count  # NaN when nothing is valid
+    ece = jnp.abs(coverage - levels[:, None]).mean(axis=0)
+    return Calibration(levels, coverage, ece, ece.mean(), count.astype(jnp.int32))
+
+
+def fit_variance_scale(mean: Array, var: Array, target: Array) -> Array:
+    """``[D]`` factors ``s`` so that ``N(mean, s * var)`` has the largest likelihood
+    of the targets: ``s = mean(z**2)`` per dimension, ``z = (target - mean) / std``
+    (invalid rows left out as in :func:`calibration`; 1 where none is valid).
+
+    Raises:
+      ValueError: shapes that differ or are not ``[N, D]``.
+    """
+    mean, var, target = _check(mean, var, target)
+    return _fit_scale(mean, var, target)
+
+
+@jax.jit
+def _fit_scale(mean, var, target):
+    valid = _valid(mean, var, target)[:, None]
+    z2 = jnp.where(valid, (target - mean) ** 2 / jnp.where(valid, var, 1.0), 0.0)
+    count = valid.sum()
+    return jnp.where(count > 0, z2.sum(axis=0) / jnp.maximum(count, 1), 1.0)
+
+
+def gaussian_nll(mean: Array, var: Array, target: Array) -> Array:
+    """``[D]`` mean negative log-likelihood of the targets under ``N(mean, var)``
+    per dimension (valid rows only)."""
+    mean, var, target = _check(mean, var, target)
+    valid = _valid(mean, var, target)[:, None]
+    safe = jnp.where(valid, var, 1.0)
+    nll = 0.5 * (jnp.log(2 * jnp.pi * safe) + (target - mean) ** 2 / safe)
+    return jnp.where(valid, nll, 0.0).sum(axis=0) / jnp.maximum(valid.sum(), 1)
