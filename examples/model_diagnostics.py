@@ -116,6 +116,7 @@ def one_env(name: str, quick: bool) -> dict:
         "train_steps": steps,
         "held_out_steps": held,
         "epochs": epochs,
+        "ensemble_size": base.ensemble_size,
         "fit_s": round(fit_s, 2),
         "calibration": {
             "levels": np.asarray(before.levels).round(3).tolist(),
@@ -151,7 +152,8 @@ def plot(results: list[dict], path: Path) -> None:
         c = r["compounding"]
         k = np.arange(1, len(c["ensemble_mse"]) + 1)
         ax = axes[0, col]
-        ax.semilogy(k, c["ensemble_mse"], "o-", label="ensemble (7 x Gaussian, TS1, 8 samples)")
+        label = f"ensemble ({r['ensemble_size']} x Gaussian, TS1, 8 samples)"
+        ax.semilogy(k, c["ensemble_mse"], "o-", label=label)
         ax.semilogy(k, c["single_mlp_mse"], "s-", label="single deterministic MLP")
         ax.set(title=f"{r['env']}: open-loop error", xlabel="k (steps)", ylabel="state MSE")
         ax.legend(fontsize=8)
