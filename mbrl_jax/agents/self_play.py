@@ -145,16 +145,13 @@ def make_self_play_chunked(
 
     def finish(state: SelfPlayState, outs):
         reward, done, mean_return, losses = outs
-        params = params_of(state.agent)
-        evaluation = evaluate_episodes(
-            greedy_act, env, env_params, params, state.eval_key, config.eval_envs, config.eval_steps
-        )
+        evaluation = evaluate(state, state.eval_key, config.eval_envs)
         return state, TrainOutput(
             metrics=StreamMetrics(reward.reshape(-1), done.reshape(-1)),
             mean_return=mean_return,
             losses=losses,
             eval_return=evaluation.returns,
-            params=params,
+            params=params_of(state.agent),
         )
 
     def evaluate(state: SelfPlayState, key: PRNGKey, num_episodes: int = 10) -> EvalResult:

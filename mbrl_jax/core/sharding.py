@@ -58,11 +58,13 @@ def device_mesh(devices: int | str | None = "all", axis: str = SEED_AXIS) -> Mes
     return Mesh(np.array(chosen), (axis,))
 
 
-def _pad(x: np.ndarray, pad: int) -> np.ndarray:
+def pad_batch(x: np.ndarray, pad: int) -> np.ndarray:
+    """``x`` with its last entry repeated ``pad`` times along the batch axis."""
     return x if pad == 0 else np.concatenate([x, np.repeat(x[-1:], pad, axis=0)], axis=0)
 
 
-def _global(x: np.ndarray, sharding: NamedSharding) -> jax.Array:
+def global_array(x: np.ndarray, sharding: NamedSharding) -> jax.Array:
+    """A global array placed with ``sharding`` from a host array every process holds."""
     # Every process holds the whole (small) batch and hands each of its
     # devices its slice, so the same call builds a global array on one host
     # or many.
@@ -129,7 +131,9 @@ def make_sharded(
         if n < 1:
             raise ValueError("make_sharded: the batch of seeds is empty")
         pad = (-n) % num_devices
-        placed = jax.tree.map(lambda x: _global(_pad(np.asarray(x), pad), sharding), (keys, *args))
+        placed = jax.tree.map(
+            lambda x: global_array(pad_batch(np.asarray(x), pad), sharding), (keys, *args)
+        )
         return placed, n
 
     def run(keys, *args):

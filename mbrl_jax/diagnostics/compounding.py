@@ -20,6 +20,7 @@ import numpy as np
 
 from mbrl_jax.core.rollout import rollout
 from mbrl_jax.core.types import Array, Model, PRNGKey
+from mbrl_jax.core.validation import check_int_value
 
 
 class Windows(NamedTuple):
@@ -63,17 +64,19 @@ def windows(observations, actions, rewards, next_observations, dones, k: int) ->
         raise ValueError(f"windows: k must be an integer in [1, {t}] (the steps recorded), got {k}")
     finite = np.isfinite(obs).all(-1) & np.isfinite(nxt).all(-1) & np.isfinite(rew)
     finite &= np.isfinite(act.reshape(t, -1).astype(np.float64)).all(-1)
-    starts = []
-    for s in range(t - k + 1):
-        inside = done[s : s + k - 1]  # an end before the window's last step breaks it
-        if not inside.any() and finite[s : s + k].all():
-            starts.append(s)
-    if not starts:
+    # Counts over sliding windows: an episode end before a window's last step,
+    # or a non-finite row anywhere in it, rules the window out.
+    ends = np.concatenate([[0], np.cumsum(done)])
+    bad = np.concatenate([[0], np.cumsum(~finite)])
+    first = np.arange(t - k + 1)
+    ok = (ends[first + k - 1] == ends[first]) & (bad[first + k] == bad[first])
+    starts = first[ok]
+    if not starts.size:
         raise ValueError(
             f"windows: no {k}-step window without an episode end or a non-finite value "
             f"in {t} steps; lower k"
         )
-    idx = np.asarray(starts)[:, None] + np.arange(k)[None]
+    idx = starts[:, None] + np.arange(k)[None]
     window_obs = np.concatenate([obs[idx[:, 0]][:, None], nxt[idx]], axis=1)
     return Windows(window_obs, act[idx], rew[idx])
 
@@ -109,8 +112,7 @@ def compounding_error(
     obs = jnp.asarray(data.observations, jnp.float32)
     actions = jnp.asarray(data.actions)
     n, horizon = actions.shape[0], actions.shape[1]
-    if num_samples < 1:
-        raise ValueError(f"compounding_error: num_samples must be >= 1, got {num_samples}")
+    check_int_value("compounding_error: num_samples", num_samples, low=1)
     start = jnp.repeat(obs[:, 0], num_samples, axis=0)  # [N * S, D]
     acts = jnp.repeat(actions, num_samples, axis=0)  # [N * S, K, ...]
 

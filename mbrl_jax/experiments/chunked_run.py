@@ -28,7 +28,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from mbrl_jax.core import checkpoint
 from mbrl_jax.core.chunked import Chunked, chunk_sizes, empty_outs, run_units
 from mbrl_jax.core.jit import jit
-from mbrl_jax.core.sharding import SEED_AXIS, _global, _pad, gather
+from mbrl_jax.core.sharding import SEED_AXIS, gather, global_array, pad_batch
 from mbrl_jax.core.validation import check_int_value
 from mbrl_jax.experiments.reporting import ReturnTracker, Sinks, mean_or_none
 
@@ -89,7 +89,6 @@ def run_chunked(
     sinks: Sinks,
     identity: dict,
     log: Callable[[str], None],
-    compiled_before: float = 0.0,
 ) -> dict:
     """Runs one agent over a batch of seeds chunk by chunk.
 
@@ -103,15 +102,13 @@ def run_chunked(
       identity: JSON facts that must match for a checkpoint to be resumed
         (environment, seeds, budget, settings, ...).
       log: ``print``-like.
-      compiled_before: seconds :func:`prepare` spent compiling this run
-        (added to ``compile_s``).
 
     Returns:
       dict with ``output`` (the agent's ``TrainOutput``, NumPy, ``[seeds, ...]``),
-      ``compile_s``, ``run_s`` (this process's running time plus that of the
-      run it resumed), ``checkpoint_s``, ``resumed_at_steps`` (0 for a fresh
-      run), ``eval_steps``, ``eval_returns`` ``[seeds][points]``,
-      ``eval_lengths``, ``eval_episodes``.
+      ``compile_s`` (spent here: none after :func:`prepare`), ``run_s`` (this
+      process's running time plus that of the run it resumed), ``checkpoint_s``,
+      ``resumed_at_steps`` (0 for a fresh run), ``eval_steps``, ``eval_returns``
+      ``[seeds][points]``, ``eval_lengths``, ``eval_episodes``.
 
     Raises:
       ValueError: a checkpoint to resume is broken or from a different run.
@@ -121,17 +118,16 @@ def run_chunked(
         raise ValueError("--checkpoint-dir: checkpoints are written by single-process runs only")
     sharding = NamedSharding(mesh, PartitionSpec(SEED_AXIS))
     num_devices = mesh.shape[SEED_AXIS]
-    impl = jax.random.key_impl(keys)
-    key_data = _pad(np.asarray(jax.random.key_data(keys)), (-seeds) % num_devices)
-    placed = _global(key_data, sharding)
-    per_chunk = chunk_sizes(chunked.num_units, options.chunks)
+    per_chunk, evaluate_n, key_data = _layout(chunked, keys, mesh, options)
+    placed = global_array(key_data, sharding)
     num_chunks = chunked.num_units // per_chunk
-    chunk_steps = per_chunk * chunk_steps_of(chunked)
-    evaluate_n = options.eval_episodes if chunked.evaluate is not None else 0
+    chunk_steps = per_chunk * chunked.unit_steps
 
     start = time.perf_counter()
-    pieces = _compiled(chunked, per_chunk, evaluate_n, mesh, impl, key_data.shape)
-    compile_s = time.perf_counter() - start + float(compiled_before)
+    pieces = _compiled(
+        chunked, per_chunk, evaluate_n, mesh, jax.random.key_impl(keys), key_data.shape
+    )
+    compile_s = time.perf_counter() - start  # ~0 after prepare()
     init_c, run_c, finish_c, eval_c, unit_outs = pieces
     start = time.perf_counter()
     state = init_c(placed)
@@ -146,7 +142,7 @@ def run_chunked(
         "devices": num_devices,
     }
     done_chunks, prior_run_s, checkpoint_s = 0, 0.0, 0.0
-    outs_parts = []
+    outs_done = None  # the units' outputs so far, [S, units, ...]
     evals = {"steps": [], "returns": [], "lengths": []}
     returns = ReturnTracker(seeds)
     if options.resume and ckpt_dir is not None:
@@ -163,12 +159,10 @@ def run_chunked(
             }
             tree, saved = checkpoint.restore(found, like)
             state = jax.device_put(tree["state"], sharding)
-            outs_parts = [jax.device_put(tree["outs"], sharding)] if done_chunks else []
+            outs_done = jax.device_put(tree["outs"], sharding) if done_chunks else None
             evals = saved["evals"]
             prior_run_s = float(saved["run_s"])
-            returns.running = np.asarray(saved["running"], np.float64)
-            returns.recent = saved["recent"]
-            returns.episodes = int(saved["episodes"])
+            returns = ReturnTracker.from_json(saved["returns"])
             log(f"  {spec}: resumed from {found} ({done_chunks * chunk_steps} steps done)")
     resumed_at = done_chunks * chunk_steps
 
@@ -197,7 +191,7 @@ def run_chunked(
         state, outs = run_c(state)
         outs = jax.block_until_ready(outs)
         run_s += time.perf_counter() - start
-        outs_parts.append(outs)
+        outs_done = outs if outs_done is None else _concat(outs_done, outs)
         steps = (c + 1) * chunk_steps
         host = gather(outs, seeds)
         reward, done = jax.vmap(chunked.stream)(host) if chunked.stream else (None, None)
@@ -225,15 +219,13 @@ def run_chunked(
             run_s += time.perf_counter() - start
         if ckpt_dir is not None:
             start = time.perf_counter()
-            _save(ckpt_dir, c + 1, state, outs_parts, meta, evals, returns, prior_run_s + run_s)
+            _save(ckpt_dir, c + 1, state, outs_done, meta, evals, returns, prior_run_s + run_s)
             checkpoint_s += time.perf_counter() - start
 
     start = time.perf_counter()
-    if outs_parts:
-        all_outs = jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=1), *outs_parts)
-    else:
-        all_outs = jax.vmap(lambda s: empty_outs(chunked, s))(state)
-    state, output = finish_c(state, all_outs)
+    if outs_done is None:
+        outs_done = jax.vmap(lambda s: empty_outs(chunked, s))(state)
+    state, output = finish_c(state, outs_done)
     output = gather(jax.block_until_ready(output), seeds)
     run_s += time.perf_counter() - start
     sinks.finished(total_steps)
@@ -261,14 +253,21 @@ def prepare(chunked: Chunked, keys: jax.Array, mesh: Mesh, options: RunOptions):
     """Compiles a run's pieces ahead of :func:`run_chunked` (which then finds them
     compiled). Returns ``(compile_s, output shapes)``: the ``TrainOutput``'s
     ``ShapeDtypeStruct``s, to size the run before it starts."""
+    per_chunk, evaluate_n, key_data = _layout(chunked, keys, mesh, options)
+    start = time.perf_counter()
+    pieces = _compiled(
+        chunked, per_chunk, evaluate_n, mesh, jax.random.key_impl(keys), key_data.shape
+    )
+    return time.perf_counter() - start, pieces[2].out_info[1]
+
+
+def _layout(chunked: Chunked, keys, mesh: Mesh, options: RunOptions):
+    """``(units per chunk, evaluation episodes, key data padded to the devices)``."""
     seeds = int(keys.shape[0])
-    num_devices = mesh.shape[SEED_AXIS]
     per_chunk = chunk_sizes(chunked.num_units, options.chunks)
     evaluate_n = options.eval_episodes if chunked.evaluate is not None else 0
-    key_shape = (seeds + (-seeds) % num_devices, *jax.random.key_data(keys).shape[1:])
-    start = time.perf_counter()
-    pieces = _compiled(chunked, per_chunk, evaluate_n, mesh, jax.random.key_impl(keys), key_shape)
-    return time.perf_counter() - start, pieces[2].out_info[1]
+    key_data = pad_batch(np.asarray(jax.random.key_data(keys)), (-seeds) % mesh.shape[SEED_AXIS])
+    return per_chunk, evaluate_n, key_data
 
 
 @functools.lru_cache(maxsize=16)
@@ -300,9 +299,9 @@ def _compiled(chunked: Chunked, per_chunk: int, evaluate_n: int, mesh: Mesh, imp
     return init_c, run_c, finish_c, eval_c, unit_outs
 
 
-def chunk_steps_of(chunked: Chunked) -> int:
-    """Real steps of one unit per seed."""
-    return int(chunked.unit_steps)
+def _concat(a, b):
+    """Unit outputs ``[S, n, ...]`` and ``[S, m, ...]`` joined along the units."""
+    return jax.tree.map(lambda x, y: jnp.concatenate([x, y], axis=1), a, b)
 
 
 def _finite(v) -> float | None:
@@ -320,7 +319,7 @@ def _stacked_like(unit_outs, n: int, sharding):
 def _eval_keys(seed: int, point: int, n: int, sharding) -> jax.Array:
     base = jax.random.fold_in(jax.random.key(seed), 0x65766C)  # separate from training keys
     keys = jax.random.split(jax.random.fold_in(base, point), n)
-    return _global(np.asarray(jax.random.key_data(keys)), sharding)
+    return global_array(np.asarray(jax.random.key_data(keys)), sharding)
 
 
 def _check_same_run(path: Path, saved: dict, current: dict) -> None:
@@ -333,8 +332,7 @@ def _check_same_run(path: Path, saved: dict, current: dict) -> None:
             )
 
 
-def _save(ckpt_dir: Path, chunks_done: int, state, outs_parts, meta, evals, returns, run_s):
-    outs = jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=1), *outs_parts)
+def _save(ckpt_dir: Path, chunks_done: int, state, outs, meta, evals, returns, run_s):
     path = ckpt_dir / f"chunk_{chunks_done:06d}"
     checkpoint.save(
         path,
@@ -344,9 +342,7 @@ def _save(ckpt_dir: Path, chunks_done: int, state, outs_parts, meta, evals, retu
             "chunks_done": chunks_done,
             "evals": evals,
             "run_s": run_s,
-            "running": returns.running.tolist(),
-            "recent": returns.recent,
-            "episodes": returns.episodes,
+            "returns": returns.to_json(),
         },
     )
     for old in checkpoint.list_checkpoints(ckpt_dir, "chunk_")[:-KEEP_CHECKPOINTS]:

@@ -161,20 +161,6 @@ def run_comparison(
         writable_dir(options.checkpoint_dir, "--checkpoint-dir")
     if options.tensorboard is not None:
         writable_dir(options.tensorboard, "--tensorboard")
-    sinks = Sinks(options, log)  # a log file that cannot be written fails here
-    compiled_s = {}
-    try:
-        # Every agent compiles before any runs.
-        for i, (spec, run) in enumerate(runs.items(), start=1):
-            log(f"[{i}/{len(runs)}] {spec}: compiling ({run.description})")
-            with sinks.compiling(spec):
-                compiled_s[spec] = (
-                    prepare(run.chunked, keys, mesh, options)[0] if run.chunked else 0
-                )
-
-    except BaseException:
-        sinks.close()
-        raise
     log("outputs: " + ", ".join(f"{spec} {size / 2**20:.1f} MiB" for spec, size in sizes.items()))
     results = {
         "env": env_name,
@@ -199,7 +185,16 @@ def run_comparison(
         "settings": results["settings"],
         "jax": jax.__version__,
     }
+    sinks = Sinks(options, log)  # a log file that cannot be written fails here
+    compiled_s = {}
     try:
+        # Every agent compiles before any runs.
+        for i, (spec, run) in enumerate(runs.items(), start=1):
+            log(f"[{i}/{len(runs)}] {spec}: compiling ({run.description})")
+            with sinks.compiling(spec):
+                compiled_s[spec] = (
+                    prepare(run.chunked, keys, mesh, options)[0] if run.chunked else 0.0
+                )
         for i, (spec, run) in enumerate(runs.items(), start=1):
             prefix = f"[{i}/{len(runs)}] {spec}"
             planned = steps if run.real_steps is None else run.real_steps
@@ -217,8 +212,8 @@ def run_comparison(
                     sinks,
                     dict(identity, agent=spec),
                     log,
-                    compiled_before=compiled_s[spec],
                 )
+                ran["compile_s"] += compiled_s[spec]
             else:
                 ran = _run_whole(run, keys, mesh, seeds)
             extracted = extract(ran["output"])

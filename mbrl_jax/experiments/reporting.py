@@ -155,9 +155,8 @@ class ReturnTracker:
             sums = self.running[i] + np.cumsum(reward[i], dtype=np.float64)
             ends = np.flatnonzero(done[i])
             if len(ends):
-                at_end = sums[ends]
-                completed = np.diff(np.concatenate([[self.running[i]], at_end]))
-                completed[0] = at_end[0]
+                at_end = sums[ends]  # the first includes the episode's earlier chunks
+                completed = np.diff(np.concatenate([[0.0], at_end]))
                 self.recent[i] = (self.recent[i] + completed.tolist())[-10:]
                 self.episodes += len(ends)
                 self.running[i] = sums[-1] - at_end[-1]
@@ -165,6 +164,18 @@ class ReturnTracker:
                 self.running[i] = sums[-1] if len(sums) else self.running[i]
         means = [np.mean(x) for x in self.recent if x]
         return float(np.mean(means)) if means else None
+
+    def to_json(self) -> dict:
+        """What a checkpoint keeps of the tracker."""
+        return {"running": self.running.tolist(), "recent": self.recent, "episodes": self.episodes}
+
+    @classmethod
+    def from_json(cls, saved: dict) -> ReturnTracker:
+        tracker = cls(len(saved["running"]))
+        tracker.running = np.asarray(saved["running"], np.float64)
+        tracker.recent = [list(x) for x in saved["recent"]]
+        tracker.episodes = int(saved["episodes"])
+        return tracker
 
 
 def mean_or_none(values) -> float | None:

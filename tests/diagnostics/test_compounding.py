@@ -56,6 +56,9 @@ def test_stochastic_model_gives_a_finite_nll_that_grows():
     # Random-walk noise: the variance grows linearly in k.
     np.testing.assert_allclose(out.mse_mean / out.mse_mean[0], np.arange(1, 11), rtol=0.35)
     assert growth(out.mse_mean).kind == "linear"
+    for bad in (0, 1.5):
+        with pytest.raises(ValueError, match="num_samples"):
+            compounding_error(linear_model(1.0), jnp.float32(1.0), jax.random.key(1), data, bad)
 
 
 def test_growth_fits():
