@@ -29,17 +29,19 @@ from flax import struct
 
 from mbrl_jax.core.replay import ReplayBuffer
 from mbrl_jax.core.types import Array, Model, PRNGKey
-from mbrl_jax.models.ensemble_config import PROPAGATION_MODES, EnsembleConfig
+from mbrl_jax.models.ensemble_config import PROPAGATION_MODES, UNCERTAINTY_KINDS, EnsembleConfig
 from mbrl_jax.models.networks import GaussianMLP, silu, soft_bound
 
 __all__ = [
     "PROPAGATION_MODES",
+    "UNCERTAINTY_KINDS",
     "Ensemble",
     "EnsembleConfig",
     "EnsembleState",
     "FitInfo",
     "Normalizer",
     "ensemble_model",
+    "make_ensemble",
 ]
 
 
@@ -305,17 +307,47 @@ class Ensemble:
     # ---------------------------------------------------------------- training
     def member_loss(self, params, x, y, done, weight):
         """Loss of one member on a minibatch: ``x [B, in]``, ``y [B, out]`` normalised."""
-        mean, logvar, term = self.network.apply(params, x)
+        outputs = self.network.apply(params, x)
+        return self.output_loss(params["params"], outputs, y, done, weight)
+
+    def output_loss(self, p, outputs, y, done, weight):
+        """Loss of one network's ``outputs = (mean, logvar, term) [B, ...]``;
+        ``p`` is its ``params["params"]`` (for the log-variance bounds' penalty)."""
+        mean, logvar, term = outputs
         if self.config.probabilistic:
             nll = -distrax.Normal(mean, jnp.exp(0.5 * logvar)).log_prob(y).mean(-1)
-            bound = 0.01 * (
-                params["params"]["max_logvar"].sum() - params["params"]["min_logvar"].sum()
-            )
+            bound = 0.01 * (p["max_logvar"].sum() - p["min_logvar"].sum())
         else:
             nll, bound = jnp.mean((mean - y) ** 2, axis=-1), 0.0
         if self.config.learn_termination:
             nll = nll + optax.sigmoid_binary_cross_entropy(term, done.astype(jnp.float32))
         return jnp.sum(nll * weight) / jnp.maximum(jnp.sum(weight), 1.0) + bound
+
+    # What :func:`~mbrl_jax.models.ensemble_fit.fit_ensemble` trains, and how.
+    # The bootstrap ensemble trains its ``E`` members, each on its own resample;
+    # the sampled models (:mod:`mbrl_jax.models.sampled`) override these.
+    bootstrap = True
+
+    def num_trained(self) -> int:
+        """Networks trained side by side (the leading axis of :meth:`trainable`)."""
+        return self.config.ensemble_size
+
+    def trainable(self, state):
+        """The parameters the optimiser updates."""
+        return state.params
+
+    def train_loss(self, params, key, x, y, done, weight, num_train):
+        """Summed loss of the trained networks on ``x [E, B, in]``, ``y [E, B, out]``.
+
+        ``key`` and ``num_train`` (transitions in the training set) are unused
+        here; dropout and the Bayesian network need them."""
+        del key, num_train
+        return jnp.sum(jax.vmap(self.member_loss)(params, x, y, done, weight))
+
+    def trained_state(self, key, state, params, opt_state, normalizer):
+        """The state after training (elites are set by the caller)."""
+        del key
+        return EnsembleState(params, opt_state, normalizer, state.elites)
 
     def step(
         self, state: EnsembleState, key: PRNGKey, obs: Array, action: Array, mode: str = "ts1"
@@ -343,6 +375,18 @@ class Ensemble:
         from mbrl_jax.models.ensemble_fit import fit_ensemble
 
         return fit_ensemble(self, key, state, buffer, num_epochs)
+
+
+def make_ensemble(config: EnsembleConfig) -> Ensemble:
+    """The model ``config.uncertainty`` names: the bootstrap :class:`Ensemble`,
+    or MC dropout / the Bayesian MLP
+    (:class:`~mbrl_jax.models.sampled.SampledEnsemble`), all with the same
+    methods (``init``, ``predict``, ``step_particles``, ``fit``)."""
+    if config.uncertainty == "bootstrap":
+        return Ensemble(config)
+    from mbrl_jax.models.sampled import SampledEnsemble
+
+    return SampledEnsemble(config)
 
 
 def ensemble_model(ensemble: Ensemble, propagation: str = "tsinf", num_epochs: int = 50) -> Model:

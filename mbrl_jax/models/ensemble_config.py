@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from mbrl_jax.core.validation import check_range
+from mbrl_jax.core.validation import check_choice, check_range
 
 PROPAGATION_MODES = ("ts1", "tsinf", "expectation")
+UNCERTAINTY_KINDS = ("bootstrap", "dropout", "bayesian")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +33,16 @@ class EnsembleConfig:
         magnitude are left out of a fit and counted (``FitInfo.dropped_extreme``),
         so one corrupt row cannot overflow the normaliser's float32 statistics;
         in ``(0, 1e15]``.
+      uncertainty: ``"bootstrap"`` (``ensemble_size`` networks, each on its own
+        resample), ``"dropout"`` (MC dropout) or ``"bayesian"`` (mean-field
+        variational weights); the last two are one network of which
+        ``ensemble_size`` weight samples play the members
+        (:mod:`mbrl_jax.models.sampled`).
+      dropout_rate: MC dropout's rate on every hidden layer, in ``[0, 1)``.
+      prior_std: the Bayesian network's prior standard deviation per weight, > 0.
+      posterior_std_init: its initial posterior standard deviation per weight, > 0.
+      kl_weight: the weight of its KL term in the loss per transition (1 is the
+        evidence lower bound), >= 0.
     """
 
     obs_dim: int | None = None
@@ -49,6 +60,11 @@ class EnsembleConfig:
     batch_size: int = 256
     holdout_ratio: float = 0.2
     max_abs_value: float = 1e8
+    uncertainty: str = "bootstrap"
+    dropout_rate: float = 0.1
+    prior_std: float = 1.0
+    posterior_std_init: float = 1e-3
+    kl_weight: float = 1.0
 
     def __post_init__(self):
         for name in ("obs_dim", "action_dim"):
@@ -65,6 +81,11 @@ class EnsembleConfig:
         check_range(self, "learning_rate", low=0.0, low_open=True)
         check_range(self, "weight_decay", low=0.0)
         check_range(self, "max_abs_value", low=0.0, high=1e15, low_open=True)
+        check_choice(self, "uncertainty", UNCERTAINTY_KINDS)
+        check_range(self, "dropout_rate", low=0.0, high=1.0, high_open=True)
+        check_range(self, "prior_std", low=0.0, low_open=True)
+        check_range(self, "posterior_std_init", low=0.0, low_open=True)
+        check_range(self, "kl_weight", low=0.0)
 
     def for_env(self, env, env_params) -> EnsembleConfig:
         """These settings with ``obs_dim``, ``action_dim`` and ``discrete_actions``

@@ -47,7 +47,7 @@ def fit_ensemble(
       num_epochs: static number of epochs.
     """
     c = ensemble.config
-    e, batch = c.ensemble_size, c.batch_size
+    e, batch = ensemble.num_trained(), c.batch_size
     data = buffer.data
     capacity = buffer.capacity
     ensemble.check_shapes(data.state, data.action)
@@ -79,13 +79,14 @@ def fit_ensemble(
     n_val = jnp.where(n >= 2, jnp.floor(c.holdout_ratio * n).astype(jnp.int32), 0)
     n_train = n - n_val
     val_index, train_index = order, jnp.roll(order, -n_val)
-    boot = train_index[jax.random.randint(boot_key, (e, capacity), 0, jnp.maximum(n_train, 1))]
+    if ensemble.bootstrap:
+        draw = jax.random.randint(boot_key, (e, capacity), 0, jnp.maximum(n_train, 1))
+        boot = train_index[draw]
+    else:  # every trained network sees the training set itself
+        boot = jnp.broadcast_to(train_index, (e, capacity))
     num_batches = (n_train + batch - 1) // batch
 
-    def loss_fn(params, xb, yb, db, wb):
-        return jnp.sum(jax.vmap(ensemble.member_loss)(params, xb, yb, db, wb))
-
-    grad_fn = jax.value_and_grad(loss_fn)
+    grad_fn = jax.value_and_grad(ensemble.train_loss)
 
     def epoch(carry, k):
         params, opt_state = carry
@@ -103,10 +104,12 @@ def fit_ensemble(
             idx = jnp.take_along_axis(boot, pos, axis=1)
             loss, grads = grad_fn(
                 params,
+                jax.random.fold_in(k, b),
                 x_all[idx],
                 y_all[idx],
                 done_all[idx],
                 jnp.broadcast_to(weight, (e, batch)),
+                n_train,
             )
             updates, opt_state = ensemble.optimizer.update(grads, opt_state, params)
             return optax.apply_updates(params, updates), opt_state, b + 1, total + loss
@@ -117,8 +120,16 @@ def fit_ensemble(
         return (params, opt_state), total / jnp.maximum(num_batches, 1) / e
 
     (params, opt_state), train_loss = jax.lax.scan(
-        epoch, (state.params, state.opt_state), jax.random.split(epoch_key, num_epochs)
+        epoch,
+        (ensemble.trainable(state), state.opt_state),
+        jax.random.split(epoch_key, num_epochs),
     )
+    trained = ensemble.trained_state(
+        jax.random.fold_in(key, 1), state, params, opt_state, normalizer
+    )
+    # Validation: every member (or drawn sample) of the trained model.
+    params = trained.params
+    e = c.ensemble_size
     val_w = (jnp.arange(capacity) < n_val).astype(jnp.float32)
     xv, yv, dv = x_all[val_index], y_all[val_index], done_all[val_index]
     val_loss = jax.vmap(ensemble.member_loss, in_axes=(0, None, None, None, None))(
@@ -140,7 +151,7 @@ def fit_ensemble(
         jnp.sum(in_range & extreme).astype(jnp.int32),
         n.astype(jnp.int32),
     )
-    return EnsembleState(params, opt_state, normalizer, elites), info
+    return trained.replace(elites=elites), info
 
 
 def _fit_normalizer(x: Array, y: Array, valid: Array) -> Normalizer:
