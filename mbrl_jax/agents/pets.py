@@ -33,10 +33,10 @@ from mbrl_jax.envs.registry import task_functions
 from mbrl_jax.envs.tasks import TaskFunctions
 from mbrl_jax.models.ensemble import (
     PROPAGATION_MODES,
-    Ensemble,
     EnsembleConfig,
     EnsembleState,
     ensemble_model,
+    make_ensemble,
 )
 from mbrl_jax.models.wrappers import with_task
 from mbrl_jax.planners.shooting import ActionSpec, MPCConfig, make_planner
@@ -93,7 +93,9 @@ class Config:
         seed with it.
       terminal_cost: weight of the same cost at the end of the horizon, ``>= 0``.
       planner: :class:`mbrl_jax.planners.shooting.MPCConfig`. Default
-        :func:`default_planner`.
+        :func:`default_planner`. Its ``num_members``, where the objective
+        needs it (``worst_member``, a disagreement bonus; TSinf only), is
+        filled in with the ensemble size (:func:`planner_config`).
     """
 
     num_trials: int = 3
@@ -184,7 +186,9 @@ class TrainOutput(NamedTuple):
       observations: ``[num_trials, trial_length, D]`` observation before each
         step (of the episodes that follow after the first ends; ``trial_lengths``
         says where).
-      ensemble: the final :class:`~mbrl_jax.models.ensemble.EnsembleState`.
+      ensemble: the final :class:`~mbrl_jax.models.ensemble.EnsembleState`
+        (a :class:`~mbrl_jax.models.sampled.SampledState` for
+        ``EnsembleConfig.uncertainty`` ``"dropout"`` or ``"bayesian"``).
     """
 
     metrics: StepMetrics
@@ -196,6 +200,40 @@ class TrainOutput(NamedTuple):
     step_rewards: Array
     observations: Array
     ensemble: EnsembleState
+
+
+def planner_config(config: Config, ensemble_size: int) -> MPCConfig:
+    """``config.planner`` with ``num_members`` filled in with ``ensemble_size``
+    where the planner groups particles by member (``worst_member``, a
+    disagreement bonus) and it is unset.
+
+    Raises:
+      ValueError: such a planner without TSinf propagation (only TSinf keeps
+        particle ``j`` on member ``j mod E``), with ``num_particles`` not a
+        multiple of ``ensemble_size``, or with another ``num_members``.
+    """
+    mpc = config.planner
+    if not mpc.uses_members:
+        return mpc
+    if config.propagation != "tsinf":
+        raise ValueError(
+            f"pets.Config: planner objective {mpc.objective!r} / disagreement_bonus "
+            f"{mpc.disagreement_bonus} groups particles by member and needs propagation "
+            f"'tsinf', got {config.propagation!r}"
+        )
+    if mpc.num_particles % ensemble_size:
+        raise ValueError(
+            f"pets.Config: planner.num_particles ({mpc.num_particles}) must be a multiple of "
+            f"model.ensemble_size ({ensemble_size})"
+        )
+    if mpc.num_members is None:
+        return dataclasses.replace(mpc, num_members=ensemble_size)
+    if mpc.num_members != ensemble_size:
+        raise ValueError(
+            f"pets.Config: planner.num_members ({mpc.num_members}) must equal "
+            f"model.ensemble_size ({ensemble_size}) or be None"
+        )
+    return mpc
 
 
 def make_train(
@@ -246,7 +284,7 @@ def make_chunked(
         learn_reward=task.reward_fn is None,
         learn_termination=task.termination_fn is None,
     )
-    ensemble = Ensemble(ensemble_config)
+    ensemble = make_ensemble(ensemble_config)
     obs_dim = ensemble_config.obs_dim
     action_spec = ActionSpec.from_space(env.action_space(env_params))
     # The planner plans with the ensemble and the known functions; the state
@@ -258,7 +296,12 @@ def make_chunked(
         state_cost_fn if task.reward_fn is not None else None,
         config.state_cost,
     )
-    planner = make_planner(config.planner, model, action_spec, terminal_value_fn=terminal_value_fn)
+    planner = make_planner(
+        planner_config(config, ensemble_config.ensemble_size),
+        model,
+        action_spec,
+        terminal_value_fn=terminal_value_fn,
+    )
 
     steps = config.trial_length
     capacity = config.num_trials * steps

@@ -10,11 +10,30 @@ terminations are the model's; wrap it with
 Every candidate sequence is rolled out by ``num_particles`` particles; all
 ``population x particles`` rollouts advance together in one batched step per
 horizon step (one rollout ``lax.scan`` over the horizon), and the optimiser's
-iterations are a ``lax.scan`` too. The objective of a sequence is the mean return over its
-particles minus ``beta`` times their standard deviation (``beta < 0`` is
-optimistic). The solution is shifted by one step to warm-start the next call.
+iterations are a ``lax.scan`` too. The solution is shifted by one step to
+warm-start the next call.
 
-Shape letters: P population, K particles per candidate, H horizon, A action size.
+Objective of a sequence (``MPCConfig.objective``), from its particles' returns:
+
+* ``"mean_std"``: the mean return over its particles minus ``beta`` times
+  their standard deviation (``beta < 0`` is optimistic).
+* ``"worst_member"`` (robust, max-min planning): particle ``j`` of a candidate
+  sits at index ``i * K + j``, so with TSinf propagation and ``K`` a multiple
+  of ``E = num_members`` it follows member ``j mod E``; the objective is the
+  minimum over members of the mean return of that member's particles (minus
+  ``beta`` times the std over all particles, as above).
+
+``disagreement_bonus`` adds, to either, its weight times the members'
+disagreement along the sequence: at each step the variance over the ``E``
+member groups of the group-mean predicted state (the mean over that member's
+particles first, so their sampled aleatoric noise partly averages out),
+averaged over state dimensions, weighted by the share of the candidate's
+particles still alive and summed with ``discount``. A positive weight is an
+optimistic exploration bonus (go where the model is unsure), a negative one a
+pessimistic penalty.
+
+Shape letters: P population, K particles per candidate, E ensemble members,
+H horizon, A action size, D state size.
 """
 
 from __future__ import annotations
@@ -33,6 +52,7 @@ from mbrl_jax.core.types import Array, Model, PRNGKey
 from mbrl_jax.core.validation import check_choice, check_float, check_range
 
 METHODS = ("random", "cem", "mppi", "icem")
+OBJECTIVES = ("mean_std", "worst_member")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +110,8 @@ class MPCConfig:
       init_std: initial standard deviation as a fraction of the action range
         (continuous); for discrete actions, the weight of the uniform
         distribution mixed into the warm-started probabilities (at most 1).
-      beta: weight of the particles' return std in the objective.
+      beta: weight of the particles' return std subtracted from the objective
+        (any finite value; ``< 0`` is optimistic).
       discount: discount of rewards along the horizon.
       temperature: MPPI's softmax temperature.
       noise_exponent: iCEM's coloured-noise exponent (0 white, 2 Brownian-like).
@@ -99,6 +120,17 @@ class MPCConfig:
         (CEM/iCEM, continuous actions) instead of the best sequence found. With
         rewards that tie (an "alive" bonus), the best sequence is one noisy
         sample among many equals, and the elite mean is the steadier choice.
+      objective: ``"mean_std"`` (mean return over particles) or
+        ``"worst_member"`` (the minimum over ensemble members of the mean
+        return of their particles; needs ``num_members``). See the module
+        docstring.
+      num_members: ensemble size ``E >= 1`` the particles are grouped by
+        (particle ``j`` of a candidate follows member ``j mod E`` under TSinf);
+        ``num_particles`` must be a multiple of it. ``None``: unknown, which
+        is fine unless :attr:`uses_members` (PETS fills it from its ensemble).
+      disagreement_bonus: weight of the members' predicted-state disagreement
+        added to the objective (any finite value; ``> 0`` optimistic
+        exploration, ``< 0`` pessimistic penalty, ``0`` off).
     """
 
     method: str = "cem"
@@ -115,6 +147,9 @@ class MPCConfig:
     noise_exponent: float = 2.0
     keep_elites: float = 0.3
     return_mean_elites: bool = False
+    objective: str = "mean_std"
+    num_members: int | None = None
+    disagreement_bonus: float = 0.0
 
     def __post_init__(self):
         check_choice(self, "method", METHODS)
@@ -132,6 +167,21 @@ class MPCConfig:
         check_range(self, "temperature", low=0.0, low_open=True)
         check_range(self, "noise_exponent", low=0.0, high=10.0)
         check_range(self, "keep_elites", low=0.0, high=1.0)
+        check_choice(self, "objective", OBJECTIVES)
+        check_float(self, "disagreement_bonus")
+        if self.num_members is not None:
+            check_range(self, "num_members", low=1)
+            if self.num_particles % self.num_members:
+                raise ValueError(
+                    f"MPCConfig.num_particles ({self.num_particles}) must be a multiple of "
+                    f"num_members ({self.num_members})"
+                )
+
+    @property
+    def uses_members(self) -> bool:
+        """Whether planning groups particles by member (``worst_member`` or a
+        disagreement bonus), so needs ``num_members``."""
+        return self.objective == "worst_member" or self.disagreement_bonus != 0.0
 
 
 @struct.dataclass
@@ -153,9 +203,12 @@ class PlanResult(NamedTuple):
     Attributes:
       action: ``[A]`` float (continuous) or ``[]`` int32 (discrete): the first action.
       sequence: ``[H, A]`` or ``[H]`` the best sequence found.
-      predicted_return: ``[]`` its objective (mean minus ``beta`` std over particles).
+      predicted_return: ``[]`` its objective (see :class:`MPCConfig`: with
+        ``beta``, the worst member, the disagreement bonus, as configured).
       return_std: ``[]`` std of its return over particles.
       iteration_best: ``[num_iterations]`` best objective per iteration.
+      mean_return: ``[]`` mean of its return over particles, without any of
+        the objective's adjustments (what the model predicts it earns).
     """
 
     action: Array
@@ -163,6 +216,7 @@ class PlanResult(NamedTuple):
     predicted_return: Array
     return_std: Array
     iteration_best: Array
+    mean_return: Array
 
 
 class Planner(NamedTuple):
@@ -216,12 +270,20 @@ def make_planner(
         estimate of what lies beyond the horizon.
 
     Raises:
-      ValueError: for a method that does not support discrete actions (MPPI, iCEM).
+      ValueError: for a method that does not support discrete actions (MPPI,
+        iCEM), or a config whose objective groups particles by member
+        (``worst_member``, a disagreement bonus) without ``num_members``.
     """
     c = config
     if action_spec.discrete and c.method in ("mppi", "icem"):
         raise ValueError(
             f"MPCConfig.method {c.method!r} needs continuous actions; use 'cem' or 'random'"
+        )
+    if c.uses_members and c.num_members is None:
+        raise ValueError(
+            "MPCConfig.num_members must be set (the ensemble size) when objective is "
+            "'worst_member' or disagreement_bonus is non-zero; got objective "
+            f"{c.objective!r}, disagreement_bonus {c.disagreement_bonus}"
         )
     h, k, p = c.horizon, c.num_particles, c.population
     dim = action_spec.dim
@@ -237,8 +299,32 @@ def make_planner(
         lambda state, n: jax.tree.map(lambda x: jnp.broadcast_to(x, (n, *jnp.shape(x))), state)
     )
 
+    bonus = c.disagreement_bonus != 0.0
+
+    def disagreement(result, num):
+        """Discounted sum over steps of the variance over member groups of the
+        group-mean next state: ``Rollout [H, P' * K]`` -> ``[P']``."""
+        e = c.num_members
+        # The state after step t: the state before step t + 1, the final one last.
+        after = jax.tree.map(
+            lambda before, final: jnp.concatenate([before[1:], final[None]], 0),
+            result.states,
+            result.final_state,
+        )
+        x = jnp.concatenate(
+            [
+                leaf.reshape(h, num, k // e, e, -1).astype(jnp.float32)
+                for leaf in jax.tree.leaves(after)
+            ],
+            axis=-1,
+        )  # [H, P', K / E, E, D]: particle j = g * E + m follows member m
+        spread = x.mean(2).var(2).mean(-1)  # [H, P']
+        alive = result.mask.reshape(h, num, k).mean(-1)  # share of particles taking step t
+        weights = c.discount ** jnp.arange(h, dtype=jnp.float32)
+        return jnp.einsum("hp,hp,h->p", spread, alive, weights)
+
     def evaluate(params, key, start, actions):
-        """``actions [P', H, ...]`` -> (objective [P'], std [P'])."""
+        """``actions [P', H, ...]`` -> (objective [P'], std [P'], mean return [P'])."""
         num = actions.shape[0]
         states = particle_init(start, num * k)
         flat = jnp.repeat(actions, k, axis=0)  # particle j of candidate i at i * K + j
@@ -250,7 +336,7 @@ def make_planner(
             states,
             h,
             discount=c.discount,
-            keep_trajectory=False,
+            keep_trajectory=bonus,
         )
         total = result.discounted_return
         if terminal_value_fn is not None:
@@ -259,7 +345,14 @@ def make_planner(
             )
         returns = total.reshape(num, k)
         mean, std = returns.mean(-1), returns.std(-1)
-        return mean - c.beta * std, std
+        if c.objective == "worst_member":
+            per_member = returns.reshape(num, k // c.num_members, c.num_members).mean(1)
+            objective = per_member.min(-1) - c.beta * std
+        else:
+            objective = mean - c.beta * std
+        if bonus:
+            objective = objective + c.disagreement_bonus * disagreement(result, num)
+        return objective, std, mean
 
     def init() -> PlannerState:
         if action_spec.discrete:
@@ -305,6 +398,7 @@ def make_planner(
             else jnp.broadcast_to(centre, (h, dim)),
             jnp.float32(-jnp.inf),
             jnp.float32(0.0),
+            jnp.float32(0.0),
         )
 
         def iteration(carry, inputs):
@@ -315,13 +409,13 @@ def make_planner(
             if c.method == "icem" and not action_spec.discrete:
                 # iCEM: the last iteration also tries the mean itself.
                 samples = jnp.where(it == iterations - 1, samples.at[-1].set(mean), samples)
-            objective, spread = evaluate(params, eval_key, start, samples)
+            objective, spread, mean_return = evaluate(params, eval_key, start, samples)
             objective = jnp.where(jnp.isfinite(objective), objective, -jnp.inf)
             top = jnp.argmax(objective)
             better = objective[top] > best[1]
             best = jax.tree.map(
                 lambda new, old: jnp.where(better, new, old),
-                (samples[top], objective[top], spread[top]),
+                (samples[top], objective[top], spread[top], mean_return[top]),
                 best,
             )
             elite_idx = jax.lax.top_k(objective, c.num_elites)[1]
@@ -338,7 +432,12 @@ def make_planner(
             if num_kept:
                 kept = elites[:num_kept]
             if use_elite_mean:
-                best = (elites.mean(0), objective[elite_idx].mean(), spread[elite_idx].mean())
+                best = (
+                    elites.mean(0),
+                    objective[elite_idx].mean(),
+                    spread[elite_idx].mean(),
+                    mean_return[elite_idx].mean(),
+                )
             return (mean, std, kept, best), objective[top]
 
         std0 = jnp.zeros((h, dim)) if std is None else std
@@ -347,7 +446,7 @@ def make_planner(
             (mean, std0, planner_state.elites, best0),
             (jax.random.split(key, iterations), jnp.arange(iterations)),
         )
-        sequence, objective, spread = best
+        sequence, objective, spread, mean_return = best
         # Warm start: shift one step, fill the end with the initial guess.
         fresh = init()
         shifted_mean = jnp.concatenate([mean[1:], fresh.mean[-1:]], axis=0)
@@ -355,7 +454,7 @@ def make_planner(
             kept = jnp.concatenate(
                 [kept[:, 1:], jnp.broadcast_to(fresh.mean[-1:], (num_kept, 1, dim))], 1
             )
-        result = PlanResult(sequence[0], sequence, objective, spread, iteration_best)
+        result = PlanResult(sequence[0], sequence, objective, spread, iteration_best, mean_return)
         return result, PlannerState(mean=shifted_mean, elites=kept)
 
     return Planner(init, plan)
