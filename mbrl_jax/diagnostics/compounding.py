@@ -92,6 +92,9 @@ class CompoundingError(NamedTuple):
         and variance (NaN with one sample).
       alive: ``[K]`` fraction of rollouts the model had not terminated by step k
         (later steps of a terminated rollout are not counted).
+      mean_mse: ``[K]`` squared error of the samples' mean (the model's point
+        prediction, averaged over dimensions; equal to ``mse_mean`` with one
+        sample). ``mse_mean`` also counts the samples' spread.
     """
 
     mse: Array
@@ -99,6 +102,7 @@ class CompoundingError(NamedTuple):
     reward_mse: Array
     nll: Array
     alive: Array
+    mean_mse: Array
 
 
 def compounding_error(
@@ -131,13 +135,23 @@ def compounding_error(
     rewards = out.rewards.reshape(horizon, n, num_samples)
     real_r = jnp.swapaxes(jnp.asarray(data.rewards, jnp.float32), 0, 1)[:, :, None]
     reward_mse = (alive * (rewards - real_r) ** 2).sum(axis=(1, 2)) / count[:, 0]
+    # The samples' mean, over the samples alive at each step.
+    w = alive[..., None]
+    live = w.sum(axis=2)
+    mean = (w * predicted).sum(axis=2) / jnp.maximum(live, 1.0)
+    start_alive = live[..., 0] > 0
+    mean_mse = (start_alive[..., None] * (mean - real[:, :, 0]) ** 2).sum(axis=1) / jnp.maximum(
+        start_alive.sum(axis=1), 1.0
+    )[:, None]
     if num_samples > 1:
         mean = predicted.mean(axis=2)
         var = predicted.var(axis=2) + 1e-6
         nll = 0.5 * (jnp.log(2 * jnp.pi * var) + (real[:, :, 0] - mean) ** 2 / var).mean(axis=1)
     else:
         nll = jnp.full_like(mse, jnp.nan)
-    return CompoundingError(mse, mse.mean(axis=-1), reward_mse, nll, alive.mean(axis=(1, 2)))
+    return CompoundingError(
+        mse, mse.mean(axis=-1), reward_mse, nll, alive.mean(axis=(1, 2)), mean_mse.mean(axis=-1)
+    )
 
 
 class Growth(NamedTuple):

@@ -97,3 +97,13 @@ def test_windows_stay_inside_episodes_and_skip_nan_rows():
         windows(obs, actions, rewards, nxt, dones, 11)
     with pytest.raises(ValueError, match="no 6-step window"):
         windows(obs, actions, rewards, nxt, dones, 6)
+
+
+def test_mean_mse_is_the_error_of_the_samples_mean():
+    data, _ = real_windows(1.0, 32, 5)
+    key = jax.random.key(1)
+    one = compounding_error(linear_model(1.0, noise=0.1), jnp.float32(1.0), key, data, 1)
+    np.testing.assert_allclose(one.mean_mse, one.mse_mean, rtol=1e-6)
+    many = compounding_error(linear_model(1.0, noise=0.1), jnp.float32(1.0), key, data, 64)
+    # Averaging 64 samples of zero-mean noise removes most of the spread.
+    assert np.all(np.asarray(many.mean_mse) < 0.1 * np.asarray(many.mse_mean))
