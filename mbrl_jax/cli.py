@@ -74,6 +74,68 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _numbers(kind, low, high):
+    """An argparse ``type`` for a comma-separated list of ``_number(kind, ...)``."""
+    one = _number(kind, low, high)
+
+    def parse(raw: str):
+        parts = [x.strip() for x in raw.split(",") if x.strip()]
+        if not parts:
+            raise argparse.ArgumentTypeError(f"must be a comma-separated list, got {raw!r}")
+        return tuple(one(x) for x in parts)
+
+    parse.__name__ = f"list of {kind.__name__}"
+    return parse
+
+
+def _cmd_diagnose(args: argparse.Namespace) -> int:
+    from mbrl_jax.experiments.diagnose import DiagnoseOptions, diagnose
+    from mbrl_jax.experiments.outputs import prepare_out_dir
+
+    try:
+        options = DiagnoseOptions(
+            env=args.env,
+            trials=args.trials,
+            held_out_trials=args.held_out_trials,
+            uncertainty=args.model,
+            compare_models=not args.no_compare,
+            k=args.k,
+            horizons=args.horizons,
+            betas=args.betas,
+            random_steps=args.random_steps,
+            folds=args.folds,
+            timing_starts=args.timing_starts,
+            epochs=args.epochs,
+            trial_length=args.trial_length,
+            seed=args.seed,
+        )
+        out = prepare_out_dir(args.out, overwrite=True)
+        log = (lambda *_: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+        report = diagnose(options, out, log=log)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(
+        f"{'model':<12} {'1-step MSE policy':>18} {'random':>10} {'ECE':>7} {'rescaled':>9}"
+        f" {'MSE k=' + str(options.k):>10}"
+    )
+    for name, e in report["models"].items():
+        cal = e.get("calibration") or {}
+        ece = cal.get("ece_before", float("nan")), cal.get("ece_after", float("nan"))
+        print(
+            f"{name:<12} {e['one_step_mse_policy']:>18.3g} {e['one_step_mse_random']:>10.3g} "
+            f"{ece[0]:>7.3f} {ece[1]:>9.3f} {e['compounding_mse'][-1]:>10.3g}"
+        )
+    for g in report["exploitation_gap"]:
+        print(
+            f"exploitation gap ({g['objective']}, H={g['horizon']}, beta={g['beta']}): "
+            f"{g['gap_mean']:.3f} +- {g['gap_std']:.3f} (predicted {g['predicted_mean']:.2f}, "
+            f"real {g['real_mean']:.2f})"
+        )
+    print(f"wrote {out / 'index.html'} ({report['seconds']} s)")
+    return 0
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     from mbrl_jax.core.sharding import initialize_distributed
 
@@ -327,6 +389,71 @@ def build_parser() -> argparse.ArgumentParser:
     p_bench.add_argument("--full", action="store_true", help="the full run (minutes)")
     p_bench.add_argument("--out", default=None, help="also write the JSON to this file")
     p_bench.set_defaults(func=_cmd_bench)
+
+    p_diag = sub.add_parser(
+        "diagnose",
+        help="a learned model's report: errors, calibration, compounding, exploitation gap",
+        description="Runs PETS, holds out its last trials, fits the model (and, unless "
+        "--no-compare, MC dropout, the Bayesian MLP and a single MLP) on the rest, and "
+        "writes diagnose.json, PNGs and index.html: one-step error on the policy's and on "
+        "random data, K-fold cross-validation, calibration before/after recalibration, "
+        "k-step compounding error, predicted vs real trajectories, and the planner's "
+        "exploitation gap against horizon and beta.",
+        formatter_class=_Help,
+    )
+    p_diag.add_argument("--env", default="ContinuousCartPole", help="a PETS environment")
+    p_diag.add_argument("--trials", type=_number(int, 3, 1000), default=6, help="PETS trials")
+    p_diag.add_argument(
+        "--held-out-trials", type=_number(int, 1, 998), default=2, help="last trials held out"
+    )
+    p_diag.add_argument(
+        "--model",
+        default="bootstrap",
+        choices=("bootstrap", "dropout", "bayesian"),
+        help="the model diagnosed",
+    )
+    p_diag.add_argument(
+        "--no-compare", action="store_true", help="only the chosen model (much faster)"
+    )
+    p_diag.add_argument("--k", type=_number(int, 3, 1000), default=15, help="compounding steps")
+    p_diag.add_argument(
+        "--horizons",
+        type=_numbers(int, 1, 1000),
+        default=(5, 10, 15, 25),
+        help="planning horizons of the exploitation gap",
+    )
+    p_diag.add_argument(
+        "--betas",
+        type=_numbers(float, -1e6, 1e6),
+        default=(0.0, 1.0, 2.0),
+        help="betas of the exploitation gap",
+    )
+    p_diag.add_argument(
+        "--random-steps",
+        type=_number(int, 100, 10**7),
+        default=2000,
+        help="random-policy held-out steps",
+    )
+    p_diag.add_argument("--folds", type=_number(int, 2, 100), default=5, help="CV folds")
+    p_diag.add_argument(
+        "--timing-starts",
+        type=_number(int, 1, 10**7),
+        default=10_000,
+        help="start states of the timed compounding-error call",
+    )
+    p_diag.add_argument(
+        "--epochs", type=_number(int, 1, 10_000), default=None, help="model epochs (PETS's)"
+    )
+    p_diag.add_argument(
+        "--trial-length",
+        type=_number(int, 3, 100_000),
+        default=None,
+        help="steps per trial (PETS's)",
+    )
+    p_diag.add_argument("--seed", type=_number(int, 0, MAX_SEED), default=0, help="PRNG seed")
+    p_diag.add_argument("--out", default="results/diagnose", help="output directory")
+    p_diag.add_argument("--quiet", action="store_true", help="no progress lines")
+    p_diag.set_defaults(func=_cmd_diagnose)
 
     p_plan = sub.add_parser(
         "plan",
