@@ -38,9 +38,15 @@ def summary(report: dict) -> dict:
             "one_step_mse_random": e["one_step_mse_random"],
             "ece_before": (e.get("calibration") or {}).get("ece_before"),
             "ece_after": (e.get("calibration") or {}).get("ece_after"),
+            "ece_after_likelihood_scale": (e.get("calibration") or {}).get(
+                "ece_after_likelihood_scale"
+            ),
             "epistemic_share": (e.get("calibration") or {}).get("epistemic_share"),
             "compounding_mse_at_k": e["compounding_mse"][-1],
             "compounding_mean_mse_at_k": e["compounding_mean_mse"][-1],
+            "compounding_expectation_mse_at_k": (e.get("compounding_expectation_mse") or [None])[
+                -1
+            ],
             "growth": (e.get("compounding_growth") or {}).get("kind"),
             "fit_s": e["fit_s"],
         }

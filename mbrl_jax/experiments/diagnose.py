@@ -142,8 +142,20 @@ def diagnose(options: DiagnoseOptions, out: Path | None = None, log=print) -> di
         base = dataclasses.replace(base, num_epochs=o.epochs)
     if o.trial_length is not None:
         base = dataclasses.replace(base, trial_length=o.trial_length)
+    num_mpc = base.num_trials - base.random_trials
+    if o.held_out_trials > num_mpc - 1:
+        raise ValueError(
+            f"DiagnoseOptions.held_out_trials ({o.held_out_trials}) must leave at least one "
+            f"MPC trial for training ({num_mpc} MPC trials of {base.num_trials})"
+        )
+    if o.k > base.trial_length:
+        raise ValueError(
+            f"DiagnoseOptions.k ({o.k}) must be at most the trial length ({base.trial_length})"
+        )
+    task = envs.task_functions(env) or TaskFunctions()
     key = jax.random.key(o.seed)
-    pets_key, random_key, fit_key, roll_key, gap_key, cv_key = jax.random.split(key, 6)
+    keys = jax.random.split(key, 8)
+    pets_key, random_key, fit_key, init_key, roll_key, gap_key, cv_key, reset_key = keys
     report: dict = {"env": o.env, "options": dataclasses.asdict(o)}
     t0 = time.perf_counter()
 
@@ -161,11 +173,6 @@ def diagnose(options: DiagnoseOptions, out: Path | None = None, log=print) -> di
     mpc_lengths = np.asarray(outs[1])
     random_returns = np.asarray(state.random_out[0]).sum(-1)
     report["pets_returns"] = {o.uncertainty: [*random_returns.tolist(), *mpc_returns.tolist()]}
-    if o.held_out_trials > len(mpc_lengths) - 1:
-        raise ValueError(
-            f"DiagnoseOptions.held_out_trials ({o.held_out_trials}) must leave at least one "
-            f"MPC trial for training ({len(mpc_lengths)} MPC trials)"
-        )
     # Buffer rows: the random trials (every step), then each MPC trial's episode.
     size = int(state.buffer.size)
     held_lengths = mpc_lengths[-o.held_out_trials :]
@@ -185,14 +192,18 @@ def diagnose(options: DiagnoseOptions, out: Path | None = None, log=print) -> di
         nxt, env_state, r, term, trunc, info = env.step(ek, env_state, action, env_params)
         return (nxt, env_state), Transition(obs, action, r, info["final_observation"], term)
 
-    obs0, s0 = env.reset(random_key, env_params)
+    obs0, s0 = env.reset(reset_key, env_params)
     random_data = jax.jit(
         lambda k: jax.lax.scan(random_step, (obs0, s0), jax.random.split(k, o.random_steps))[1]
     )(random_key)
     random_data = jax.tree.map(np.asarray, random_data)
 
+    # The models learn the reward (its error is part of the report) and,
+    # as PETS's do, the termination where no known function gives it.
     ens_config = dataclasses.replace(
-        base.model.for_env(env, env_params), learn_reward=True, learn_termination=False
+        base.model.for_env(env, env_params),
+        learn_reward=True,
+        learn_termination=task.termination_fn is None,
     )
     kinds = list(MODEL_KINDS) if o.compare_models else [o.uncertainty]
     variants = {kind: dataclasses.replace(ens_config, uncertainty=kind) for kind in kinds}
@@ -220,7 +231,7 @@ def diagnose(options: DiagnoseOptions, out: Path | None = None, log=print) -> di
         ens = make_ensemble(cfg)
         start = time.perf_counter()
         ens_state, info = jax.jit(ens.fit, static_argnums=3)(
-            fit_key, ens.init(jax.random.fold_in(fit_key, 1)), train_buffer, base.num_epochs
+            fit_key, ens.init(init_key), train_buffer, base.num_epochs
         )
         jax.block_until_ready(ens_state)
         fit_s = time.perf_counter() - start
@@ -237,19 +248,37 @@ def diagnose(options: DiagnoseOptions, out: Path | None = None, log=print) -> di
             mean = np.asarray(pred["mean"])
             var = np.asarray(pred["aleatoric_var"] + pred["epistemic_var"])
             tgt = targets(held)
-            # The scale is fitted on every other step, the ECE measured on the
-            # rest: halves in time order would differ in what the policy did.
-            fit_rows, test_rows = slice(0, None, 2), slice(1, None, 2)
-            scale = fit_variance_scale(mean[fit_rows], var[fit_rows], tgt[fit_rows])
+            # The scale is fitted on the first held-out trial(s), the ECE
+            # measured on the others (with one held-out trial: every other
+            # step, which flatters the recalibration: neighbours correlate).
+            if o.held_out_trials >= 2:
+                cut = int(held_lengths[: o.held_out_trials // 2].sum())
+                fit_rows, test_rows = slice(0, cut), slice(cut, None)
+            else:
+                fit_rows, test_rows = slice(0, None, 2), slice(1, None, 2)
+            fitted = {
+                method: np.asarray(
+                    fit_variance_scale(mean[fit_rows], var[fit_rows], tgt[fit_rows], method)
+                )
+                for method in ("likelihood", "calibration")
+            }
+            scale = fitted["calibration"]
             before = calibration(mean[test_rows], var[test_rows], tgt[test_rows])
-            after = calibration(mean[test_rows], var[test_rows] * np.asarray(scale), tgt[test_rows])
+            after = calibration(mean[test_rows], var[test_rows] * scale, tgt[test_rows])
+            after_ml = calibration(
+                mean[test_rows], var[test_rows] * fitted["likelihood"], tgt[test_rows]
+            )
             entry["calibration"] = {
                 "levels": np.asarray(before.levels).round(3).tolist(),
                 "coverage_before": np.asarray(before.coverage).mean(1).round(4).tolist(),
                 "coverage_after": np.asarray(after.coverage).mean(1).round(4).tolist(),
                 "ece_before": round(float(before.ece_mean), 4),
                 "ece_after": round(float(after.ece_mean), 4),
-                "variance_scale": np.asarray(scale).round(3).tolist(),
+                "ece_after_likelihood_scale": round(float(after_ml.ece_mean), 4),
+                "variance_scale": np.asarray(scale).round(4).tolist(),
+                "variance_scale_likelihood": fitted["likelihood"].round(4).tolist(),
+                "fit_rows": int(mean[fit_rows].shape[0]),
+                "test_rows": int(mean[test_rows].shape[0]),
                 "epistemic_share": round(
                     float(np.mean(pred["epistemic_var"]) / max(np.mean(var), 1e-30)), 4
                 ),
@@ -258,6 +287,12 @@ def diagnose(options: DiagnoseOptions, out: Path | None = None, log=print) -> di
         err = jax.jit(compounding_error, static_argnums=(0, 4))(
             ensemble_model(ens, "ts1"), ens_state, roll_key, win, samples
         )
+        if cfg.probabilistic and cfg.ensemble_size > 1:
+            # The members' mean moved deterministically (PETS's "expectation").
+            expected = jax.jit(compounding_error, static_argnums=(0, 4))(
+                ensemble_model(ens, "expectation"), ens_state, roll_key, win, 1
+            )
+            entry["compounding_expectation_mse"] = np.asarray(expected.mse_mean).round(7).tolist()
         curve = np.asarray(err.mse_mean)
         entry["compounding_mse"] = curve.round(7).tolist()
         entry["compounding_mean_mse"] = np.asarray(err.mean_mse).round(7).tolist()
@@ -276,6 +311,9 @@ def diagnose(options: DiagnoseOptions, out: Path | None = None, log=print) -> di
         report["single_over_ensemble_at_k"] = {
             "samples": round(single / max(ensemble["compounding_mse"][-1], 1e-30), 3),
             "mean": round(single / max(ensemble["compounding_mean_mse"][-1], 1e-30), 3),
+            "expectation": round(
+                single / max(ensemble["compounding_expectation_mse"][-1], 1e-30), 3
+            ),
         }
 
     # Cost of the compounding error over many start states (compile included).
@@ -325,7 +363,6 @@ def diagnose(options: DiagnoseOptions, out: Path | None = None, log=print) -> di
 
     # Exploitation gap of the planner through the diagnosed model.
     log("[diagnose] exploitation gap")
-    task = envs.task_functions(env) or TaskFunctions()
     cost_fn = task.state_cost_fn if task.reward_fn is not None else None
     planning_model = with_task(
         ensemble_model(ens, config.propagation),
@@ -411,6 +448,14 @@ def plot_report(report: dict, out: Path) -> list[str]:
                 "--",
                 color=line.get_color(),
                 label=f"{name} (mean of samples)",
+            )
+        if "compounding_expectation_mse" in entry:
+            ax.semilogy(
+                range(1, len(curve) + 1),
+                entry["compounding_expectation_mse"],
+                ":",
+                color=line.get_color(),
+                label=f"{name} (expectation propagation)",
             )
     ax.set(title=f"{report['env']}: open-loop error", xlabel="k (steps)", ylabel="state MSE")
     ax.legend(fontsize=8)

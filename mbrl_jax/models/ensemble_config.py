@@ -39,8 +39,10 @@ class EnsembleConfig:
         ``ensemble_size`` weight samples play the members
         (:mod:`mbrl_jax.models.sampled`).
       dropout_rate: MC dropout's rate on every hidden layer, in ``[0, 1)``.
-      prior_std: the Bayesian network's prior standard deviation per weight, > 0.
-      posterior_std_init: its initial posterior standard deviation per weight, > 0.
+      prior_std: the Bayesian network's prior standard deviation per weight,
+        in ``[1e-4, 1e4]``.
+      posterior_std_init: its initial posterior standard deviation per weight,
+        in ``[1e-6, 10]``.
       kl_weight: the weight of its KL term in the loss per transition (1 is the
         evidence lower bound), >= 0.
     """
@@ -83,8 +85,8 @@ class EnsembleConfig:
         check_range(self, "max_abs_value", low=0.0, high=1e15, low_open=True)
         check_choice(self, "uncertainty", UNCERTAINTY_KINDS)
         check_range(self, "dropout_rate", low=0.0, high=1.0, high_open=True)
-        check_range(self, "prior_std", low=0.0, low_open=True)
-        check_range(self, "posterior_std_init", low=0.0, low_open=True)
+        check_range(self, "prior_std", low=1e-4, high=1e4)
+        check_range(self, "posterior_std_init", low=1e-6, high=10.0)
         check_range(self, "kl_weight", low=0.0)
 
     def for_env(self, env, env_params) -> EnsembleConfig:

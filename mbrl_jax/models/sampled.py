@@ -182,7 +182,8 @@ class SampledEnsemble(Ensemble):
         """One minibatch ``x [1, B, in]`` of the single trained network: fresh
         dropout masks per item, or the Bayesian network's negative ELBO per
         item (Gaussian noise on each layer's pre-activations with the variance
-        the weights' posterior implies, plus ``kl_weight x KL / num_train``)."""
+        the weights' posterior implies, plus ``kl_weight x KL / (num_train x
+        output_dim)``, as the likelihood term is a mean over output dimensions)."""
         c = self.config
         x, y, done, weight = x[0], y[0], done[0], weight[0]
         if c.uncertainty == "dropout":
@@ -210,7 +211,10 @@ class SampledEnsemble(Ensemble):
 
         outputs = self._forward(mean, x, dense, lambda i, h: h)
         nll = self.output_loss(mean, outputs, y, done, weight)
-        return nll + c.kl_weight * self.kl(params) / jnp.maximum(num_train, 1)
+        # ``output_loss`` averages the likelihood over the output dimensions,
+        # so the KL per transition is divided by them too: the ELBO's balance.
+        per_item = jnp.maximum(num_train, 1) * c.output_dim
+        return nll + c.kl_weight * self.kl(params) / per_item
 
     def kl(self, posterior) -> Array:
         """``[]`` KL divergence of the weights' posterior from the prior

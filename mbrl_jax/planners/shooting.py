@@ -208,7 +208,9 @@ class PlanResult(NamedTuple):
       return_std: ``[]`` std of its return over particles.
       iteration_best: ``[num_iterations]`` best objective per iteration.
       mean_return: ``[]`` mean of its return over particles, without any of
-        the objective's adjustments (what the model predicts it earns).
+        the objective's adjustments (what the model predicts it earns). With
+        ``return_mean_elites`` it is the mean of the elites' mean returns, an
+        estimate for the elite-mean sequence that was not itself rolled out.
     """
 
     action: Array

@@ -77,3 +77,29 @@ def test_same_shapes_do_not_recompile():
         fit_variance_scale(x + shift, jnp.ones_like(x), x)
         sizes.append((module._calibration._cache_size(), module._fit_scale._cache_size()))
     assert sizes[0] == sizes[1] == sizes[2]
+
+
+def test_calibration_fitted_scale_handles_heavy_tails():
+    key_a, key_b, key_c = jax.random.split(jax.random.key(3), 3)
+    n = 20_000
+    mean = jnp.zeros((n, 2))
+    var = jnp.ones((n, 2))
+    # Gaussian spread 0.3 with 3% of misses ten times larger: the likelihood's
+    # scale follows the outliers, the calibration-fitted one the bulk.
+    spread = jnp.where(jax.random.uniform(key_a, (n, 2)) < 0.03, 3.0, 0.3)
+    target = jax.random.normal(key_b, (n, 2)) * spread
+    ml = fit_variance_scale(mean, var, target)
+    cal = fit_variance_scale(mean, var, target, method="calibration")
+    ece_ml = calibration(mean, var * ml, target).ece_mean
+    ece_cal = calibration(mean, var * cal, target).ece_mean
+    assert float(ece_cal) < 0.03 < float(ece_ml)
+    # On Gaussian errors both find the true variance.
+    gauss = jax.random.normal(key_c, (n, 2)) * jnp.array([2.0, 0.5])
+    np.testing.assert_allclose(
+        fit_variance_scale(mean, var, gauss, method="calibration"), [4.0, 0.25], rtol=0.1
+    )
+    with pytest.raises(ValueError, match="method"):
+        fit_variance_scale(mean, var, target, method="isotonic")
+    np.testing.assert_array_equal(
+        fit_variance_scale(mean * jnp.nan, var, target, method="calibration"), [1.0, 1.0]
+    )
