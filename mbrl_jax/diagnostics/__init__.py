@@ -26,6 +26,7 @@ from mbrl_jax.diagnostics.validation import (
     OneStepError,
     cross_validate,
     one_step_error,
+    predictive,
 )
 
 __all__ = [
@@ -46,5 +47,6 @@ __all__ = [
     "growth",
     "one_step_error",
     "open_loop_return",
+    "predictive",
     "windows",
 ]

@@ -189,6 +189,30 @@ def one_step_error(model, state, data: Transition) -> OneStepError:
     return _one_step_error_jit(model, state, data, jnp.ones((n,), bool))
 
 
+def predictive(model, state, data: Transition) -> tuple[Array, Array, Array]:
+    """``(mean, var, target)``, each ``[N, out]``: the model's predictive
+    Gaussian of the next observation (and reward, where learned) and the real
+    values, ready for :func:`~mbrl_jax.diagnostics.calibration.calibration`.
+
+    Raises:
+      ValueError: a model without a predictive variance (mean-squared-error
+        heads and one member: ``probabilistic=False``, ``ensemble_size=1``),
+        or ``data`` shapes that do not fit it.
+    """
+    config = model.config
+    if not config.probabilistic and config.ensemble_size == 1:
+        raise ValueError(
+            "predictive: the model has no predictive variance (probabilistic=False with "
+            "ensemble_size=1); calibration needs Gaussian heads or several members"
+        )
+    _check_data("predictive", model, data)
+    pred = model.predict(state, data.state, data.action)
+    target = data.next_state
+    if config.learn_reward:
+        target = jnp.concatenate([target, data.reward[:, None]], axis=-1)
+    return pred["mean"], pred["aleatoric_var"] + pred["epistemic_var"], target
+
+
 # --------------------------------------------------------------------- cross-validation
 def _scored(data: Transition) -> Transition:
     """The fields a fit and a score read (``extras`` dropped, ``done`` kept)."""

@@ -128,6 +128,7 @@ def diagnose(options: DiagnoseOptions, out: Path | None = None, log=print) -> di
         fit_variance_scale,
         growth,
         one_step_error,
+        predictive,
         windows,
     )
     from mbrl_jax.envs.tasks import TaskFunctions
@@ -212,9 +213,6 @@ def diagnose(options: DiagnoseOptions, out: Path | None = None, log=print) -> di
             ens_config, ensemble_size=1, num_elites=1, probabilistic=False
         )
 
-    def targets(data):
-        return np.concatenate([data.next_state, np.asarray(data.reward)[:, None]], axis=1)
-
     k = o.k
     if int(held_lengths.max()) < k:
         raise ValueError(
@@ -245,9 +243,7 @@ def diagnose(options: DiagnoseOptions, out: Path | None = None, log=print) -> di
         )
         if cfg.probabilistic:
             pred = jax.jit(ens.predict)(ens_state, held.state, held.action)
-            mean = np.asarray(pred["mean"])
-            var = np.asarray(pred["aleatoric_var"] + pred["epistemic_var"])
-            tgt = targets(held)
+            mean, var, tgt = (np.asarray(x) for x in predictive(ens, ens_state, held))
             # The scale is fitted on the first held-out trial(s), the ECE
             # measured on the others (with one held-out trial: every other
             # step, which flatters the recalibration: neighbours correlate).

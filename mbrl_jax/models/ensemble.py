@@ -224,7 +224,12 @@ class Ensemble:
         member_mean = mean * norm.out_std + norm.out_mean
         base = jnp.zeros_like(member_mean).at[..., : self.config.obs_dim].set(obs)
         member_mean = member_mean + base
-        variance = jnp.exp(logvar) * norm.out_std**2
+        # Mean-squared-error heads model no noise: their aleatoric variance is 0
+        # (the untrained log-variance head must not pass for one).
+        if self.config.probabilistic:
+            variance = jnp.exp(logvar) * norm.out_std**2
+        else:
+            variance = jnp.zeros_like(member_mean)
         return {
             "mean": member_mean.mean(0),
             "aleatoric_var": variance.mean(0),

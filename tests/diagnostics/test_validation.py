@@ -199,3 +199,22 @@ def test_bad_arguments(ens, unfitted, data):
         one_step_error(ens, state, small._replace(state=small.state[0]))
     with pytest.raises(ValueError, match="data.action"):
         one_step_error(ens, state, small._replace(action=small.action[:5]))
+
+
+def test_predictive_needs_a_predictive_variance(data):
+    from mbrl_jax.diagnostics import predictive
+
+    deterministic = Ensemble(config(probabilistic=False))
+    state = jax.jit(deterministic.init)(jax.random.key(4))
+    # Mean-squared-error heads: no aleatoric variance, only the members' spread.
+    mean, var, target = predictive(deterministic, state, data)
+    pred = deterministic.predict(state, data.state, data.action)
+    np.testing.assert_array_equal(pred["aleatoric_var"], 0.0)
+    np.testing.assert_allclose(var, pred["epistemic_var"])
+    assert mean.shape == target.shape == (N, D)
+    import dataclasses
+
+    single_config = dataclasses.replace(config(probabilistic=False), ensemble_size=1, num_elites=1)
+    single = Ensemble(single_config)
+    with pytest.raises(ValueError, match="no predictive variance"):
+        predictive(single, jax.jit(single.init)(jax.random.key(5)), data)
