@@ -41,6 +41,7 @@ def summary(report: dict) -> dict:
             "ece_after_likelihood_scale": (e.get("calibration") or {}).get(
                 "ece_after_likelihood_scale"
             ),
+            "ece_after_quantile": (e.get("calibration") or {}).get("ece_after_quantile"),
             "epistemic_share": (e.get("calibration") or {}).get("epistemic_share"),
             "compounding_mse_at_k": e["compounding_mse"][-1],
             "compounding_mean_mse_at_k": e["compounding_mean_mse"][-1],

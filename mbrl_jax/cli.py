@@ -104,6 +104,7 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
             betas=args.betas,
             random_steps=args.random_steps,
             folds=args.folds,
+            gap_episodes=args.gap_episodes,
             timing_starts=args.timing_starts,
             epochs=args.epochs,
             trial_length=args.trial_length,
@@ -433,6 +434,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_number(int, 100, 10**7),
         default=2000,
         help="random-policy held-out steps",
+    )
+    p_diag.add_argument(
+        "--gap-episodes",
+        type=_number(int, 1, 1000),
+        default=4,
+        help="MPC episodes per exploitation-gap setting",
     )
     p_diag.add_argument("--folds", type=_number(int, 2, 100), default=5, help="CV folds")
     p_diag.add_argument(

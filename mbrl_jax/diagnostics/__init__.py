@@ -11,6 +11,9 @@ from mbrl_jax.diagnostics.calibration import (
     calibration,
     fit_variance_scale,
     gaussian_nll,
+    pit,
+    pit_calibration,
+    recalibrate_pit,
 )
 from mbrl_jax.diagnostics.compounding import (
     CompoundingError,
@@ -47,6 +50,9 @@ __all__ = [
     "growth",
     "one_step_error",
     "open_loop_return",
+    "pit",
+    "pit_calibration",
     "predictive",
+    "recalibrate_pit",
     "windows",
 ]

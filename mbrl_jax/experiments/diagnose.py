@@ -50,6 +50,8 @@ class DiagnoseOptions:
       k: steps of the compounding-error curve, ``>= 3``.
       horizons: planning horizons of the exploitation gap (``beta = 0``).
       betas: ``beta`` values of the exploitation gap (the preset's horizon).
+      gap_episodes: MPC episodes per exploitation-gap setting (the same
+        start states for every setting), ``>= 1``.
       random_steps: random-policy held-out steps, ``>= 100``.
       folds: cross-validation folds, ``>= 2``.
       timing_starts: start states of the timed compounding-error call.
@@ -66,6 +68,7 @@ class DiagnoseOptions:
     k: int = 15
     horizons: tuple[int, ...] = (5, 10, 15, 25)
     betas: tuple[float, ...] = (0.0, 1.0, 2.0)
+    gap_episodes: int = 4
     random_steps: int = 2000
     folds: int = 5
     timing_starts: int = 10_000
@@ -80,6 +83,7 @@ class DiagnoseOptions:
         check_range(self, "k", low=3, high=1000)
         check_range(self, "random_steps", low=100, high=10**7)
         check_range(self, "folds", low=2, high=100)
+        check_range(self, "gap_episodes", low=1, high=1000)
         check_range(self, "timing_starts", low=1, high=10**7)
         check_range(self, "seed", low=0)
         if self.epochs is not None:
@@ -128,7 +132,10 @@ def diagnose(options: DiagnoseOptions, out: Path | None = None, log=print) -> di
         fit_variance_scale,
         growth,
         one_step_error,
+        pit,
+        pit_calibration,
         predictive,
+        recalibrate_pit,
         windows,
     )
     from mbrl_jax.envs.tasks import TaskFunctions
@@ -264,6 +271,9 @@ def diagnose(options: DiagnoseOptions, out: Path | None = None, log=print) -> di
             after_ml = calibration(
                 mean[test_rows], var[test_rows] * fitted["likelihood"], tgt[test_rows]
             )
+            # Quantile recalibration: the fit rows' PIT values relabel the quantiles.
+            u = pit(mean, var, tgt)
+            after_q = pit_calibration(recalibrate_pit(u[fit_rows], u[test_rows]))
             entry["calibration"] = {
                 "levels": np.asarray(before.levels).round(3).tolist(),
                 "coverage_before": np.asarray(before.coverage).mean(1).round(4).tolist(),
@@ -271,6 +281,11 @@ def diagnose(options: DiagnoseOptions, out: Path | None = None, log=print) -> di
                 "ece_before": round(float(before.ece_mean), 4),
                 "ece_after": round(float(after.ece_mean), 4),
                 "ece_after_likelihood_scale": round(float(after_ml.ece_mean), 4),
+                "ece_after_quantile": round(float(after_q.ece_mean), 4),
+                "coverage_after_quantile": np.asarray(after_q.coverage).mean(1).round(4).tolist(),
+                "ece_before_per_dim": np.asarray(before.ece).round(4).tolist(),
+                "ece_after_per_dim": np.asarray(after.ece).round(4).tolist(),
+                "ece_after_quantile_per_dim": np.asarray(after_q.ece).round(4).tolist(),
                 "variance_scale": np.asarray(scale).round(4).tolist(),
                 "variance_scale_likelihood": fitted["likelihood"].round(4).tolist(),
                 "fit_rows": int(mean[fit_rows].shape[0]),
@@ -383,12 +398,16 @@ def diagnose(options: DiagnoseOptions, out: Path | None = None, log=print) -> di
     for what, value, mpc_c in settings:
         planner = make_planner(mpc_c, planning_model, action_spec)
         run = jax.jit(
-            lambda key, planner=planner, mpc_c=mpc_c: exploitation_gap(
-                planner, ens_state, env, env_params, key, steps, mpc_c.discount, reward_fn
+            jax.vmap(
+                lambda key, planner=planner, mpc_c=mpc_c: exploitation_gap(
+                    planner, ens_state, env, env_params, key, steps, mpc_c.discount, reward_fn
+                )
             )
         )
-        g = run(gap_key)
+        # The same start states for every setting, several episodes each.
+        g = run(jax.random.split(gap_key, o.gap_episodes))
         m = np.asarray(g.mask)
+        gap_steps = np.asarray(g.gap)[m]
         gaps.append(
             {
                 "vary": what,
@@ -396,11 +415,12 @@ def diagnose(options: DiagnoseOptions, out: Path | None = None, log=print) -> di
                 "horizon": mpc_c.horizon,
                 "beta": mpc_c.beta,
                 "objective": mpc_c.objective,
-                "gap_mean": round(float(g.gap_mean), 3),
-                "gap_std": round(float(g.gap_std), 3),
+                "gap_mean": round(float(gap_steps.mean()), 3),
+                "gap_std": round(float(gap_steps.std()), 3),
+                "episodes": o.gap_episodes,
                 "predicted_mean": round(float(np.asarray(g.predicted)[m].mean()), 3),
                 "real_mean": round(float(np.asarray(g.real)[m].mean()), 3),
-                "episode_return": round(float(g.episode_return), 2),
+                "episode_return": round(float(np.mean(g.episode_return)), 2),
             }
         )
         log(f"[diagnose]   {what}={value}: gap {gaps[-1]['gap_mean']}")
@@ -478,6 +498,13 @@ def plot_report(report: dict, out: Path) -> list[str]:
                 "--",
                 alpha=0.7,
                 label=f"{name} rescaled ({cal['ece_after']:.3f})",
+            )
+            ax.plot(
+                cal["levels"],
+                cal["coverage_after_quantile"],
+                ":",
+                alpha=0.7,
+                label=f"{name} quantile-recalibrated ({cal['ece_after_quantile']:.3f})",
             )
     ax.set(title="reliability (policy's held-out data)", xlabel="nominal level", ylabel="coverage")
     ax.legend(fontsize=7)

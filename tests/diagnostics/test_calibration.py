@@ -103,3 +103,27 @@ def test_calibration_fitted_scale_handles_heavy_tails():
     np.testing.assert_array_equal(
         fit_variance_scale(mean * jnp.nan, var, target, method="calibration"), [1.0, 1.0]
     )
+
+
+def test_quantile_recalibration_of_pit_values():
+    from mbrl_jax.diagnostics import pit, pit_calibration, recalibrate_pit
+
+    key_a, key_b = jax.random.split(jax.random.key(4))
+    n = 20_000
+    mean = jnp.zeros((n, 2))
+    var = jnp.ones((n, 2))
+    spread = jnp.where(jax.random.uniform(key_a, (n, 2)) < 0.1, 3.0, 0.3)
+    target = jax.random.normal(key_b, (n, 2)) * spread
+    u = pit(mean, var, target)
+    # Raw PIT coverage is the Gaussian's own calibration.
+    np.testing.assert_allclose(
+        pit_calibration(u).coverage, calibration(mean, var, target).coverage, atol=1e-4
+    )
+    fit, held = u[: n // 2], u[n // 2 :]
+    assert float(pit_calibration(held).ece_mean) > 0.1
+    assert float(pit_calibration(recalibrate_pit(fit, held)).ece_mean) < 0.01
+    # NaN rows stay out.
+    dirty = pit(mean.at[0, 0].set(jnp.nan), var, target)
+    assert int(pit_calibration(recalibrate_pit(fit, dirty)).num_used) == n - 1
+    with pytest.raises(ValueError, match="recalibrate_pit"):
+        recalibrate_pit(fit, held[:, :1])

@@ -11,6 +11,7 @@ from mbrl_jax.experiments.diagnose import DiagnoseOptions
 TINY = [
     "--trials", "3", "--held-out-trials", "1", "--no-compare", "--k", "3",
     "--horizons", "3", "--betas", "0", "--random-steps", "100", "--folds", "2",
+    "--gap-episodes", "2",
     "--timing-starts", "50", "--epochs", "2", "--trial-length", "20", "--quiet",
 ]  # fmt: skip
 
