@@ -325,3 +325,49 @@ def _muzero(arg, env, env_params, budget, settings):
     env, label = _vector_env(env, env_params, label)
     chunked = muzero.make_chunked(config, env, env_params)
     return AgentRun.of(chunked, label, real_steps=real, parallel_envs=config.num_envs)
+
+
+def _no_arg_steps_only(name: str, arg, budget) -> None:
+    if arg is not None:
+        raise ValueError(f"agent {name!r} takes no argument, got {arg!r}")
+    if budget.episodes is not None:
+        raise ValueError(
+            f"agent {name!r} has no episode budget; give --steps (real environment steps "
+            "per seed) instead of --episodes"
+        )
+
+
+@register("sac", "sac", "SAC: soft actor-critic (model-free, continuous actions)")
+def _sac(arg, env, env_params, budget, settings):
+    from mbrl_jax.agents import sac
+
+    _no_arg_steps_only("sac", arg, budget)
+    default = sac.Config()
+    config = sac.Config(
+        num_steps=budget.num_steps,
+        learning_starts=min(default.learning_starts, max(1, budget.num_steps // 5)),
+    )
+    label = (
+        f"SAC: {config.num_steps} real steps, MLP {config.hidden_sizes}, "
+        f"UTD {config.updates_per_step}, {config.learning_starts} random steps first"
+    )
+    return AgentRun.of(sac.make_chunked(config, env, env_params), label)
+
+
+@register("mbpo", "mbpo", "MBPO: SAC on branched rollouts of a learned ensemble (UTD 20)")
+def _mbpo(arg, env, env_params, budget, settings):
+    from mbrl_jax.agents import mbpo
+
+    _no_arg_steps_only("mbpo", arg, budget)
+    default = mbpo.Config()
+    config = mbpo.Config(
+        num_steps=budget.num_steps,
+        learning_starts=min(default.learning_starts, max(1, budget.num_steps // 5)),
+    )
+    label = (
+        f"MBPO: {config.num_steps} real steps, {config.model.ensemble_size}-member ensemble "
+        f"refitted every {config.model_train_freq} steps, {config.rollout_batch_size} "
+        f"rollouts of k={config.rollout_schedule[2]}..{config.rollout_schedule[3]}, "
+        f"UTD {config.updates_per_step}, real ratio {config.real_ratio}"
+    )
+    return AgentRun.of(mbpo.make_chunked(config, env, env_params), label)
