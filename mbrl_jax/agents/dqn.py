@@ -72,19 +72,19 @@ class Config:
     """
 
     num_steps: int = 100_000
-    hidden_sizes: tuple[int, ...] = (256, 256)
-    learning_rate: float = 2.3e-3
-    batch_size: int = 64
+    hidden_sizes: tuple[int, ...] = (128, 128)
+    learning_rate: float = 2.5e-4
+    batch_size: int = 128
     discount: float = 0.99
     buffer_size: int = 100_000
     learning_starts: int = 1000
-    train_freq: int = 256
-    gradient_steps: int = 128
-    target_update_interval: int = 128
-    tau: float = 1.0
+    train_freq: int = 1
+    gradient_steps: int = 1
+    target_update_interval: int = 1
+    tau: float = 0.005
     epsilon_start: float = 1.0
-    epsilon_end: float = 0.04
-    exploration_fraction: float = 0.16
+    epsilon_end: float = 0.05
+    exploration_fraction: float = 0.1
     double_dqn: bool = True
     huber_delta: float = 1.0
     max_grad_norm: float = 10.0
@@ -221,7 +221,9 @@ def update(
 def epsilon_at(config: Config, step: Array) -> Array:
     """``[]`` exploration probability at real step ``step`` (linear, then constant)."""
     duration = config.exploration_fraction * config.num_steps
-    frac = jnp.clip(jnp.asarray(step, jnp.float32) / max(duration, 1e-8), 0.0, 1.0)
+    if duration <= 0:
+        return jnp.full(jnp.shape(step), config.epsilon_end, jnp.float32)
+    frac = jnp.clip(jnp.asarray(step, jnp.float32) / duration, 0.0, 1.0)
     return config.epsilon_start + frac * (config.epsilon_end - config.epsilon_start)
 
 

@@ -79,6 +79,8 @@ class Config:
       rollout_length: steps per imagined rollout, ``>= 1``.
       model_buffer_size: capacity of the buffer of imagined transitions.
       real_ratio: share of each batch drawn from real data, in ``[0, 1]``.
+      rollout_epsilon: the imagined rollouts' exploration probability, in
+        ``[0, 1]``; ``None``: the training schedule's current epsilon.
       learn_task: learn reward and termination even where the environment's
         are known.
       propagation: which member steps each imagined state
@@ -95,6 +97,7 @@ class Config:
     rollout_length: int = 1
     model_buffer_size: int = 20_000
     real_ratio: float = 0.5
+    rollout_epsilon: float | None = None
     learn_task: bool = False
     propagation: str = "ts1"
 
@@ -108,6 +111,8 @@ class Config:
         check_range(self, "model_epochs", low=1, high=10_000)
         check_range(self, "rollout_length", low=1, high=10_000)
         check_range(self, "real_ratio", low=0.0, high=1.0)
+        if self.rollout_epsilon is not None:
+            check_range(self, "rollout_epsilon", low=0.0, high=1.0)
         check_choice(self, "learn_task", (True, False))
         check_choice(self, "propagation", PROPAGATION_MODES)
         if self.model_train_freq % self.dqn.train_freq:
@@ -240,9 +245,8 @@ def make_chunked(config: Config, env, env_params, task: TaskFunctions | None = N
             start_key, (c.rollout_batch,), 0, jnp.maximum(run.buffer.size, 1)
         )
         start = run.buffer.data.state[index]
-        transitions, alive = imagine(
-            ens_state, run.agent.params, roll_key, start, dqn.epsilon_at(q, t)
-        )
+        epsilon = dqn.epsilon_at(q, t) if c.rollout_epsilon is None else c.rollout_epsilon
+        transitions, alive = imagine(ens_state, run.agent.params, roll_key, start, epsilon)
         mask = alive & (t >= q.learning_starts) & (run.buffer.size > 0)
         flat = jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), transitions)
         model_buffer = buffer_add(extra.model_buffer, flat, mask.reshape(-1))
