@@ -207,6 +207,7 @@ def test_bench_names_the_scripts_and_refuses_unknown_ones(capsys):
     assert set(cli._benchmark_names()) == {
         "dyna_throughput",
         "env_throughput",
+        "mbpo",
         "pets",
         "scaling",
         "search",
