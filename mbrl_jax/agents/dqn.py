@@ -43,9 +43,14 @@ from mbrl_jax.core.validation import MAX_STEPS, check_choice, check_int_value, c
 class Config:
     """DQN settings (validated on construction). Defaults solve gymnax ``CartPole-v1``.
 
-    The defaults follow the tuned CartPole settings of rl-baselines3-zoo
-    (bursts of updates, a wide network, a short exploration schedule), with
-    double-DQN targets added.
+    Defaults: one update of 128 transitions per real step, Adam at 2.5e-4, a
+    Polyak-averaged target (``tau`` 0.005 per update), epsilon from 1 to 0.05
+    over the first 10% of the run. On ``CartPole-v1`` (5 seeds, 100,000
+    steps) four seeds reach a mean training return >= 475 over 10 episodes
+    after 42,000-53,000 steps and the fifth peaks at 467; the settings of
+    rl-baselines3-zoo (bursts of 128 updates every 256 steps, 256 x 256,
+    Adam at 2.3e-3) peaked at 340-415, and 1e-3 or two updates per step
+    learned faster at first but collapsed more often.
 
     Attributes:
       num_steps: real environment steps per seed.

@@ -44,18 +44,30 @@ from mbrl_jax.models.ensemble import PROPAGATION_MODES, EnsembleConfig, Ensemble
 
 
 def default_dqn() -> dqn.Config:
-    """:class:`mbrl_jax.agents.dqn.Config`'s defaults with a 50,000-step budget."""
-    return dqn.Config(num_steps=50_000)
+    """:class:`mbrl_jax.agents.dqn.Config`'s defaults with a 50,000-step budget,
+    two updates per real step, and epsilon falling over the first 10,000 steps
+    (20% of the run; the same steps as DQN's 10% of 100,000)."""
+    return dqn.Config(
+        num_steps=50_000, buffer_size=50_000, gradient_steps=2, exploration_fraction=0.2
+    )
 
 
 def default_model() -> EnsembleConfig:
-    """5 probabilistic members of 2 x 200 SiLU layers, batch 256, 10% held out."""
+    """5 members of 2 x 200 SiLU layers with mean-squared-error heads, batch 256,
+    10% held out.
+
+    CartPole's dynamics are deterministic: fitted on 2,000 random-policy
+    steps, these members predict the change of state on held-out steps with
+    a relative squared error of about 5e-4 per dimension (5 epochs x 4
+    fits); samples from Gaussian heads trained alike are off by 1-3% (15-23%
+    after 2 epochs x 4).
+    """
     return EnsembleConfig(
         ensemble_size=5,
         num_elites=5,
         hidden_size=200,
         num_layers=2,
-        probabilistic=True,
+        probabilistic=False,
         batch_size=256,
         holdout_ratio=0.1,
     )
@@ -63,7 +75,19 @@ def default_model() -> EnsembleConfig:
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """Dyna-DQN settings (validated on construction). Defaults solve ``CartPole-v1``.
+    """Dyna-DQN settings (validated on construction), chosen on ``CartPole-v1``.
+
+    Measured on ``CartPole-v1`` (5 seeds, 50,000 steps; mean training return
+    >= 475 over 10 episodes): three seeds after 23,500, 31,700 and 33,900
+    steps, two not (best 300 and 292); DQN's defaults need 42,000-53,000 in
+    four seeds of five. The gain comes with the second update per step:
+    DQN with two updates per step and no model reached 475 in none of 3
+    seeds, while Dyna-DQN with one update per step reached it in 1 of 5
+    (47,400). Variants, each worse or no better: a quarter of each batch
+    real with 5,000 rollouts per block (2 of 5: 32,200, 32,400); Gaussian
+    heads, sampled, 2 epochs per fit (3 of 5: 28,700-49,800); four updates
+    per step (1 of 3; with Gaussian heads 1 of 5); uniformly random imagined
+    actions (1 of 3); hard target copies every 1,000 updates (0 of 3).
 
     Attributes:
       dqn: the learner's :class:`mbrl_jax.agents.dqn.Config` (``num_steps``
@@ -90,11 +114,11 @@ class Config:
 
     dqn: dqn.Config = dataclasses.field(default_factory=default_dqn)
     model: EnsembleConfig = dataclasses.field(default_factory=default_model)
-    model_train_freq: int = 256
+    model_train_freq: int = 250
     model_epochs: int = 5
     model_fit_size: int = 2000
-    rollout_batch: int = 1000
-    rollout_length: int = 1
+    rollout_batch: int = 2500
+    rollout_length: int = 3
     model_buffer_size: int = 20_000
     real_ratio: float = 0.5
     rollout_epsilon: float | None = None

@@ -155,9 +155,7 @@ def test_huber_loss_matches_numpy_in_both_regimes():
 
 
 def test_update_moves_towards_the_target_and_copies_the_target_network():
-    config = dqn.Config(
-        hidden_sizes=(8,), learning_rate=1e-2, target_update_interval=2, tau=1.0
-    )
+    config = dqn.Config(hidden_sizes=(8,), learning_rate=1e-2, target_update_interval=2, tau=1.0)
     params, target_params, batch = _batch_and_learner(config)
     state = dqn.DQNState(params, target_params, dqn.optimizer(config).init(params), jnp.int32(0))
     step = jax.jit(lambda s: dqn.update(config, s, None, batch))
@@ -254,3 +252,16 @@ def test_tiny_run_vmaps_over_seeds_without_recompiling(agent):
         # (the model buffer fills at the block starting at step 64; the phase
         # ending at 64 belongs to the block before.)
         assert np.all(planning == 8 * 4 * 16)
+
+
+def test_dyna_uses_known_task_functions_unless_told_to_learn_them():
+    env, params = envs.make("CartPole-v1")
+    heads = {}
+    for learn in (False, True):
+        config = dataclasses.replace(TINY_DYNA, learn_task=learn)
+        state = jax.jit(dyna_dqn.make_chunked(config, env, params).init)(jax.random.key(0))
+        layers = state.extra.ensemble.params["params"]
+        heads[learn] = (layers["Dense_1"]["kernel"].shape[-1], "Dense_3" in layers)
+    # Mean head: the state change (4), plus the reward when learned; a
+    # termination head only when learned.
+    assert heads == {False: (4, False), True: (5, True)}
