@@ -382,6 +382,7 @@ def make_chunked(config: Config, env, env_params) -> Chunked:
         num_units=num_blocks,
         unit_steps=block,
         final_steps=remainder,
+        initial_steps=c.learning_starts,
         evaluate=evaluate,
         eval_note="deterministic SAC policy (tanh of the Gaussian's mean), real environment",
         stream=stream,

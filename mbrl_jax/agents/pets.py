@@ -423,6 +423,7 @@ def make_chunked(
         finish=finish,
         num_units=num_mpc,
         unit_steps=steps,
+        initial_steps=config.random_trials * steps,
         # Each MPC trial runs the evaluation policy (no noise added): the last one.
         evaluate=lambda state, _key, _num_episodes=1: state.last,
         eval_note="the last trial (PETS acts with its evaluation policy, MPC without added noise)",

@@ -58,6 +58,8 @@ class Chunked(NamedTuple):
       unit_steps: real environment steps one unit takes per seed, every
         parallel environment counted (for progress and budgets).
       final_steps: real steps ``finish`` still takes (a remainder).
+      initial_steps: real steps ``init`` already takes (e.g. random steps
+        collected before the first unit).
       evaluate: ``evaluate(state, key, num_episodes) -> EvalResult`` or ``None``.
       eval_note: how ``evaluate`` evaluates (one line, for reports).
       stream: ``stream(outs) -> (reward [n * T], done [n * T])``: the steps of
@@ -74,11 +76,12 @@ class Chunked(NamedTuple):
     evaluate: Callable[[Any, PRNGKey, int], EvalResult] | None = None
     eval_note: str = ""
     stream: Callable[[Any], tuple[Array, Array]] | None = None
+    initial_steps: int = 0
 
     @property
     def total_steps(self) -> int:
         """Real environment steps per seed of the whole run."""
-        return self.num_units * self.unit_steps + self.final_steps
+        return self.initial_steps + self.num_units * self.unit_steps + self.final_steps
 
 
 def run_units(chunked: Chunked, n: int) -> Callable[[Any], tuple[Any, Any]]:

@@ -163,11 +163,12 @@ def run_chunked(
             evals = saved["evals"]
             prior_run_s = float(saved["run_s"])
             returns = ReturnTracker.from_json(saved["returns"])
-            log(f"  {spec}: resumed from {found} ({done_chunks * chunk_steps} steps done)")
-    resumed_at = done_chunks * chunk_steps
+            done = chunked.initial_steps + done_chunks * chunk_steps
+            log(f"  {spec}: resumed from {found} ({done} steps done)")
+    resumed_at = chunked.initial_steps + done_chunks * chunk_steps if done_chunks else 0
 
     total_steps = chunked.total_steps
-    sinks.start(spec, total_steps, done_chunks * chunk_steps)
+    sinks.start(spec, total_steps, chunked.initial_steps + done_chunks * chunk_steps)
 
     def evaluate(state, point: int, steps: int):
         kd = _eval_keys(identity.get("seed", 0), point, key_data.shape[0], sharding)
@@ -192,7 +193,7 @@ def run_chunked(
         outs = jax.block_until_ready(outs)
         run_s += time.perf_counter() - start
         outs_done = outs if outs_done is None else _concat(outs_done, outs)
-        steps = (c + 1) * chunk_steps
+        steps = chunked.initial_steps + (c + 1) * chunk_steps
         host = gather(outs, seeds)
         reward, done = jax.vmap(chunked.stream)(host) if chunked.stream else (None, None)
         train_return = (

@@ -337,16 +337,22 @@ def _no_arg_steps_only(name: str, arg, budget) -> None:
         )
 
 
+def _budgeted(config, budget):
+    """``config`` with ``num_steps`` = the budget and ``learning_starts`` at most
+    a fifth of it (so a short run still learns)."""
+    return dataclasses.replace(
+        config,
+        num_steps=budget.num_steps,
+        learning_starts=min(config.learning_starts, max(1, budget.num_steps // 5)),
+    )
+
+
 @register("sac", "sac", "SAC: soft actor-critic (model-free, continuous actions)")
 def _sac(arg, env, env_params, budget, settings):
     from mbrl_jax.agents import sac
 
     _no_arg_steps_only("sac", arg, budget)
-    default = sac.Config()
-    config = sac.Config(
-        num_steps=budget.num_steps,
-        learning_starts=min(default.learning_starts, max(1, budget.num_steps // 5)),
-    )
+    config = _budgeted(sac.Config(), budget)
     label = (
         f"SAC: {config.num_steps} real steps, MLP {config.hidden_sizes}, "
         f"UTD {config.updates_per_step}, {config.learning_starts} random steps first"
@@ -359,11 +365,7 @@ def _mbpo(arg, env, env_params, budget, settings):
     from mbrl_jax.agents import mbpo
 
     _no_arg_steps_only("mbpo", arg, budget)
-    default = mbpo.Config()
-    config = mbpo.Config(
-        num_steps=budget.num_steps,
-        learning_starts=min(default.learning_starts, max(1, budget.num_steps // 5)),
-    )
+    config = _budgeted(mbpo.Config(), budget)
     label = (
         f"MBPO: {config.num_steps} real steps, {config.model.ensemble_size}-member ensemble "
         f"refitted every {config.model_train_freq} steps, {config.rollout_batch_size} "
@@ -371,3 +373,32 @@ def _mbpo(arg, env, env_params, budget, settings):
         f"UTD {config.updates_per_step}, real ratio {config.real_ratio}"
     )
     return AgentRun.of(mbpo.make_chunked(config, env, env_params), label)
+
+
+@register("dqn", "dqn", "DQN: double DQN with a Polyak target (model-free, discrete actions)")
+def _dqn(arg, env, env_params, budget, settings):
+    from mbrl_jax.agents import dqn
+
+    _no_arg_steps_only("dqn", arg, budget)
+    config = _budgeted(dqn.Config(), budget)
+    label = (
+        f"DQN: {config.num_steps} real steps, MLP {config.hidden_sizes}, double targets, "
+        f"epsilon {config.epsilon_start:g} -> {config.epsilon_end:g} over "
+        f"{config.exploration_fraction:.0%} of the run"
+    )
+    return AgentRun.of(dqn.make_chunked(config, env, env_params), label)
+
+
+@register("dyna_dqn", "dyna_dqn", "Dyna-DQN: DQN whose replay adds short ensemble rollouts")
+def _dyna_dqn(arg, env, env_params, budget, settings):
+    from mbrl_jax.agents import dyna_dqn
+
+    _no_arg_steps_only("dyna_dqn", arg, budget)
+    default = dyna_dqn.Config()
+    config = dataclasses.replace(default, dqn=_budgeted(default.dqn, budget))
+    label = (
+        f"Dyna-DQN: {config.dqn.num_steps} real steps, {config.model.ensemble_size}-member "
+        f"ensemble refitted every {config.model_train_freq} steps, {config.rollout_batch} "
+        f"rollouts x {config.rollout_length} steps, real ratio {config.real_ratio}"
+    )
+    return AgentRun.of(dyna_dqn.make_chunked(config, env, env_params), label)

@@ -66,9 +66,9 @@ def _resume_matches(chunked, tmp_path, exact: bool, eval_episodes=2):
     saved = checkpoint.list_checkpoints(tmp_path / "b" / safe_name("agent:1"), "chunk_")
     assert [p.name for p in saved] == ["chunk_000001", "chunk_000002"]
     resumed = _run(chunked, str(tmp_path / "b"), resume=True, eval_episodes=eval_episodes)
-    assert resumed["resumed_at_steps"] == 2 * chunk_sizes(chunked.num_units, 4) * (
-        chunked.unit_steps
-    )
+    assert resumed["resumed_at_steps"] == chunked.initial_steps + 2 * chunk_sizes(
+        chunked.num_units, 4
+    ) * (chunked.unit_steps)
     for a, b in zip(_leaves(whole["output"]), _leaves(resumed["output"]), strict=True):
         if exact:
             np.testing.assert_array_equal(a, b)

@@ -64,6 +64,12 @@ def test_compare_episode_budget(tmp_path):
         (["--agents", "dyna_q:x"], "expected an integer"),
         (["--env", "CartPole-v1", "--agents", "dyna_q:5"], "discrete state index"),
         (["--seeds", "0"], "argument --seeds: must be in [1, 1000000], got 0"),
+        (["--env", "Pendulum-v1", "--agents", "dqn"], "env: DQN needs discrete actions"),
+        (["--env", "Pendulum-v1", "--agents", "dyna_dqn"], "env: Dyna-DQN needs discrete"),
+        (["--env", "CartPole-v1", "--agents", "sac"], "env: SAC needs continuous (Box)"),
+        (["--env", "CartPole-v1", "--agents", "mbpo"], "needs continuous (Box) actions"),
+        (["--env", "CartPole-v1", "--agents", "dqn", "--episodes", "3"], "no episode budget"),
+        (["--env", "CartPole-v1", "--agents", "dyna_dqn:4"], "takes no argument"),
     ],
 )
 def test_compare_bad_input_exit_2(argv, message, tmp_path, capsys):
@@ -159,3 +165,17 @@ def test_curves_cover_every_episode_some_seed_reached(tmp_path):
     assert mean[0] == pytest.approx(60.0)
     path = compare.plot_curves(_fake_results(14), tmp_path / "curves.png")
     assert path.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("agent", ["dqn", "dyna_dqn", "sac", "mbpo"])
+def test_deep_agents_take_the_step_budget(agent):
+    from mbrl_jax import envs
+    from mbrl_jax.experiments import registry
+
+    name = "Pendulum-v1" if agent in ("sac", "mbpo") else "CartPole-v1"
+    env, params = envs.make(name)
+    budget = registry.Budget(num_steps=3000)
+    run = registry.build(agent, env, params, budget, registry.CommonSettings())
+    assert "3000 real steps" in run.description
+    assert run.real_steps is None  # the budget's num_steps, exactly
+    assert run.chunked.total_steps == 3000
