@@ -1,5 +1,6 @@
 """Pure environments on gymnax's API, and the registry that makes them."""
 
+from mbrl_jax.envs.brax_env import BraxEnv, brax_available
 from mbrl_jax.envs.continuous_cartpole import ContinuousCartPole, ContinuousCartPoleParams
 from mbrl_jax.envs.layouts import make_maze_params, parse_layout, scale_layout, validate_params
 from mbrl_jax.envs.maze import (
@@ -18,6 +19,8 @@ from mbrl_jax.envs.tasks import TaskFunctions
 from mbrl_jax.envs.wrappers import VectorObservation, vector_observation
 
 __all__ = [
+    "BraxEnv",
+    "brax_available",
     "ContinuousCartPole",
     "ContinuousCartPoleParams",
     "TaskFunctions",

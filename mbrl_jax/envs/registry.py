@@ -10,7 +10,7 @@ import gymnax
 import jax.numpy as jnp
 import numpy as np
 
-from mbrl_jax.envs import layouts
+from mbrl_jax.envs import brax_env, layouts
 from mbrl_jax.envs.continuous_cartpole import ContinuousCartPole, ContinuousCartPoleParams
 from mbrl_jax.envs.layouts import make_maze_params, validate_params
 from mbrl_jax.envs.maze import GridMaze, MazeParams
@@ -47,6 +47,8 @@ def task_functions(env) -> TaskFunctions | None:
     reward and termination).
     """
     name = env if isinstance(env, str) else getattr(env, "name", None)
+    if isinstance(name, str) and name.endswith(brax_env.SUFFIX):
+        return brax_env.task_functions_of(name)
     return _TASKS.get(name)
 
 
@@ -56,8 +58,14 @@ def maze_names() -> list[str]:
 
 
 def names() -> list[str]:
-    """Every name :func:`make` accepts: our mazes, our other envs, then gymnax's."""
-    return maze_names() + list(_CONTINUOUS) + list(gymnax.registered_envs)
+    """Every name :func:`make` accepts: our mazes, our other envs, gymnax's, then
+    Brax's tasks (``<task>-brax``; these need the ``[brax]`` extra)."""
+    return (
+        maze_names()
+        + list(_CONTINUOUS)
+        + list(gymnax.registered_envs)
+        + brax_env.registered_names()
+    )
 
 
 def _apply_overrides(params, overrides: dict, env_name: str):
@@ -88,7 +96,8 @@ def make(name: str, **param_overrides):
       ``(env, params)``.
 
     Raises:
-      ValueError: unknown name or parameter, or an out-of-range value.
+      ValueError: unknown name or parameter, an out-of-range value, or a
+        ``<task>-brax`` name without Brax installed (``pip install -e ".[brax]"``).
     """
     if name in _MAZES:
         params = _apply_overrides(_MAZES[name](), param_overrides, name)
@@ -99,5 +108,8 @@ def make(name: str, **param_overrides):
         return env, _apply_overrides(params, param_overrides, name)
     if name in gymnax.registered_envs:
         env, params = gymnax.make(name)
+        return env, _apply_overrides(params, param_overrides, name)
+    if name in brax_env.registered_names():
+        env, params = brax_env.make_brax(name)
         return env, _apply_overrides(params, param_overrides, name)
     raise ValueError(f"unknown environment {name!r}; available: {', '.join(names())}")

@@ -1,0 +1,50 @@
+"""The helpers of examples/model_based_vs_model_free.py: steps to target and PETS's curve."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+
+PATH = Path(__file__).resolve().parents[2] / "examples" / "model_based_vs_model_free.py"
+spec = importlib.util.spec_from_file_location("model_based_vs_model_free", PATH)
+example = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(example)
+
+
+def test_first_reaching_and_training_steps_to_target():
+    assert example.first_reaching([100, 200, 300], [-900.0, -150.0, -120.0], -200.0) == 200.0
+    assert example.first_reaching([100, 200], [-900.0, None], -200.0) is None
+    returns = np.array([10.0] * 9 + [500.0] * 12)
+    lengths = np.array([10] * 9 + [500] * 12)
+    # One short episode in the window keeps the mean at 451: the first window
+    # of ten long ones ends the 19th episode, after 9 x 10 + 10 x 500 steps.
+    assert example.training_steps_to_target(returns, lengths, 475.0) == 90 + 10 * 500
+    assert example.training_steps_to_target(returns[:9], lengths[:9], 0.0) is None
+
+
+def test_pets_curve_reads_examples_pets_json(tmp_path):
+    saved = {
+        "envs": {
+            "Pendulum-v1": {
+                "trials": 3,
+                "trial_length": 200,
+                "planner": "icem",
+                "population": 100,
+                "horizon": 25,
+                "returns": [[-1500.0, -300.0, -150.0], [-1400.0, -190.0, -120.0]],
+                "wall_s_all_seeds_including_compile": 90.0,
+            }
+        }
+    }
+    path = tmp_path / "pets.json"
+    path.write_text(json.dumps(saved))
+    curve = example.pets_curve("Pendulum-v1", path)
+    assert curve["eval_steps"] == [200, 400, 600]
+    assert curve["eval_returns"] == [[-1500.0, -1400.0], [-300.0, -190.0], [-150.0, -120.0]]
+    np.testing.assert_allclose(curve["wall_s"], [30.0, 60.0, 90.0])
+    summary = example.summarize(curve, -200.0)
+    assert summary["steps_to_target_eval"] == [600.0, 400.0]
+    assert summary["seeds_reaching_target"] == 2 and summary["median_steps_to_target"] == 500.0
+    assert example.pets_curve("CartPole-v1", path) is None
+    assert example.pets_curve("Pendulum-v1", tmp_path / "missing.json") is None
