@@ -13,6 +13,7 @@ from mbrl_jax.agents import dqn, dyna_dqn
 from mbrl_jax.core.chunked import run_units
 from mbrl_jax.core.types import Transition
 from mbrl_jax.models import EnsembleConfig
+from tests.agents.chunking import chunk_by_chunk
 
 TINY = dqn.Config(
     num_steps=320,
@@ -252,6 +253,25 @@ def test_tiny_run_vmaps_over_seeds_without_recompiling(agent):
         # (the model buffer fills at the block starting at step 64; the phase
         # ending at 64 belongs to the block before.)
         assert np.all(planning == 8 * 4 * 16)
+
+
+# Dyna-DQN's compiles take ~1 min on 2 cores: slow (the runner's chunking is
+# covered in the default run by DQN, SAC and the compare tests).
+@pytest.mark.parametrize("agent", ["dqn", pytest.param("dyna_dqn", marks=pytest.mark.slow)])
+def test_run_driven_chunk_by_chunk_equals_the_one_call_train_bitwise(agent):
+    env, params = envs.make("CartPole-v1")
+    module, config = (dqn, TINY) if agent == "dqn" else (dyna_dqn, TINY_DYNA)
+    chunked = module.make_chunked(config, env, params)
+    # 20 units of one 16-step phase (DQN), 10 of one 32-step block (Dyna-DQN).
+    assert chunked.num_units == {"dqn": 20, "dyna_dqn": 10}[agent]
+    key = jax.random.key(0)
+    whole = jax.jit(module.make_train(config, env, params))(key)
+    first = chunked.num_units // 3
+    pieces = chunk_by_chunk(chunked, key, (first, chunked.num_units - first))
+    assert jax.tree.structure(whole) == jax.tree.structure(pieces)
+    for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(pieces), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert int(whole.metrics.q_updates.sum()) > 0  # updates ran: the comparison covers learning
 
 
 def test_dyna_uses_known_task_functions_unless_told_to_learn_them():
