@@ -48,3 +48,29 @@ def test_pets_curve_reads_examples_pets_json(tmp_path):
     assert summary["seeds_reaching_target"] == 2 and summary["median_steps_to_target"] == 500.0
     assert example.pets_curve("CartPole-v1", path) is None
     assert example.pets_curve("Pendulum-v1", tmp_path / "missing.json") is None
+
+
+def test_seed_by_seed_runs_merge_like_one_run(monkeypatch):
+    def fake_run(env_name, agent, steps, chunks, seeds, seed=0):
+        assert seeds == 1
+        return {
+            "agent": agent,
+            "description": "d",
+            "seeds": 1,
+            "steps": steps,
+            "eval_steps": [100, 200],
+            "eval_returns": [[-1000.0 + seed], [-150.0 - seed]],
+            "wall_s": [10.0, 20.0],
+            "compile_s": 5.0,
+            "run_s": 15.0,
+            "episode_returns": [[-900.0 - seed]],
+            "episode_lengths": [[200]],
+        }
+
+    monkeypatch.setattr(example, "run_agent", fake_run)
+    merged = example.run_agent_seed_by_seed("Pendulum-v1", "mbpo", 200, 2, 3)
+    assert merged["seeds"] == 3 and merged["seed_by_seed"]
+    assert merged["eval_returns"] == [[-1000.0, -999.0, -998.0], [-150.0, -151.0, -152.0]]
+    assert merged["wall_s"] == [30.0, 60.0] and merged["run_s"] == 45.0
+    assert merged["episode_returns"] == [[-900.0], [-901.0], [-902.0]]
+    assert example.summarize(merged, -200.0)["steps_to_target_eval"] == [200.0] * 3
