@@ -105,7 +105,7 @@ def run_agent(
         "seeds": seeds,
         "steps": steps,
         "eval_steps": entry["eval_steps"],
-        "eval_returns": entry["eval_returns"],  # [points][seeds]
+        "eval_returns": entry["eval_returns"],  # [seeds][points]
         "wall_s": wall,
         "compile_s": entry["compile_s"],
         "run_s": entry["run_s"],
@@ -121,13 +121,10 @@ def run_agent_seed_by_seed(env_name: str, agent: str, steps: int, chunks: int, s
     (``benchmarks/results/mbpo_cpu.json``), so one seed at a time is faster."""
     runs = [run_agent(env_name, agent, steps, chunks, 1, seed=s) for s in range(seeds)]
     merged = dict(runs[0], seeds=seeds, seed_by_seed=True)
-    merged["eval_returns"] = [
-        sum(point, []) for point in zip(*(r["eval_returns"] for r in runs), strict=True)
-    ]
     merged["wall_s"] = np.sum([r["wall_s"] for r in runs], axis=0).tolist()
     for key in ("compile_s", "run_s"):
         merged[key] = float(sum(r[key] for r in runs))
-    for key in ("episode_returns", "episode_lengths"):
+    for key in ("eval_returns", "episode_returns", "episode_lengths"):
         merged[key] = sum((r[key] for r in runs), [])
     return merged
 
@@ -151,7 +148,7 @@ def pets_curve(env_name: str, pets_json: Path) -> dict | None:
         "seeds": int(returns.shape[0]),
         "steps": trials * length,
         "eval_steps": [(t + 1) * length for t in range(trials)],
-        "eval_returns": returns.T.tolist(),
+        "eval_returns": returns.tolist(),
         "wall_s": [wall * (t + 1) / trials for t in range(trials)],
         "compile_s": None,
         "run_s": wall,
@@ -162,21 +159,23 @@ def pets_curve(env_name: str, pets_json: Path) -> dict | None:
 
 
 def summarize(curve: dict, target: float) -> dict:
-    returns = np.asarray(curve["eval_returns"], np.float64)  # [points, seeds]
-    per_seed_eval = [
-        first_reaching(curve["eval_steps"], returns[:, s].tolist(), target)
-        for s in range(returns.shape[1])
-    ]
-    per_seed_train = [
-        training_steps_to_target(np.asarray(r), np.asarray(n), target)
-        for r, n in zip(curve["episode_returns"], curve["episode_lengths"], strict=True)
-    ]
+    returns = np.asarray(curve["eval_returns"], np.float64)  # [seeds, points]
+    per_seed_eval = [first_reaching(curve["eval_steps"], r.tolist(), target) for r in returns]
+    if curve["agent"] == "pets":
+        # Each PETS trial is one episode of its evaluation policy (MPC without
+        # added noise): its training curve is its evaluation curve.
+        per_seed_train = per_seed_eval
+    else:
+        per_seed_train = [
+            training_steps_to_target(np.asarray(r), np.asarray(n), target)
+            for r, n in zip(curve["episode_returns"], curve["episode_lengths"], strict=True)
+        ]
     reached = [s for s in per_seed_eval if s is not None]
     return {
         "steps": curve["steps"],
         "seeds": curve["seeds"],
-        "final_eval_mean": float(returns[-1].mean()),
-        "best_eval_mean": float(returns.mean(axis=1).max()),
+        "final_eval_mean": float(returns[:, -1].mean()),
+        "best_eval_mean": float(returns.mean(axis=0).max()),
         "steps_to_target_eval": per_seed_eval,
         "steps_to_target_train": per_seed_train,
         "seeds_reaching_target": len(reached),
@@ -190,7 +189,7 @@ def plot(env_name: str, curves: dict, target: float, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for agent, curve in curves.items():
         returns = np.asarray(curve["eval_returns"], np.float64)
-        mean, low, high = returns.mean(1), returns.min(1), returns.max(1)
+        mean, low, high = returns.mean(0), returns.min(0), returns.max(0)
         kind = "model-based" if agent in MODEL_BASED else "model-free"
         label = f"{agent} ({kind}, {curve['seeds']} seeds)"
         style = "--" if agent == "pets" else "-"

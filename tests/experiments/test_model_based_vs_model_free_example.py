@@ -41,7 +41,7 @@ def test_pets_curve_reads_examples_pets_json(tmp_path):
     path.write_text(json.dumps(saved))
     curve = example.pets_curve("Pendulum-v1", path)
     assert curve["eval_steps"] == [200, 400, 600]
-    assert curve["eval_returns"] == [[-1500.0, -1400.0], [-300.0, -190.0], [-150.0, -120.0]]
+    assert curve["eval_returns"] == [[-1500.0, -300.0, -150.0], [-1400.0, -190.0, -120.0]]
     np.testing.assert_allclose(curve["wall_s"], [30.0, 60.0, 90.0])
     summary = example.summarize(curve, -200.0)
     assert summary["steps_to_target_eval"] == [600.0, 400.0]
@@ -59,7 +59,7 @@ def test_seed_by_seed_runs_merge_like_one_run(monkeypatch):
             "seeds": 1,
             "steps": steps,
             "eval_steps": [100, 200],
-            "eval_returns": [[-1000.0 + seed], [-150.0 - seed]],
+            "eval_returns": [[-1000.0 + seed, -150.0 - seed]],
             "wall_s": [10.0, 20.0],
             "compile_s": 5.0,
             "run_s": 15.0,
@@ -70,7 +70,7 @@ def test_seed_by_seed_runs_merge_like_one_run(monkeypatch):
     monkeypatch.setattr(example, "run_agent", fake_run)
     merged = example.run_agent_seed_by_seed("Pendulum-v1", "mbpo", 200, 2, 3)
     assert merged["seeds"] == 3 and merged["seed_by_seed"]
-    assert merged["eval_returns"] == [[-1000.0, -999.0, -998.0], [-150.0, -151.0, -152.0]]
+    assert merged["eval_returns"] == [[-1000.0, -150.0], [-999.0, -151.0], [-998.0, -152.0]]
     assert merged["wall_s"] == [30.0, 60.0] and merged["run_s"] == 45.0
     assert merged["episode_returns"] == [[-900.0], [-901.0], [-902.0]]
     assert example.summarize(merged, -200.0)["steps_to_target_eval"] == [200.0] * 3
