@@ -168,34 +168,12 @@ def make_brax(name: str) -> tuple[BraxEnv, BraxEnvParams]:
     return env, env.default_params
 
 
-def _alive_reward(obs, action, next_obs):
-    return jnp.ones(obs.shape[:-1], jnp.float32)
-
-
-def inverted_pendulum_terminated(next_obs: Array) -> Array:
-    """``[...]`` bool: Brax's ``inverted_pendulum`` ends when ``|pole angle| > 0.2``
-    (``next_obs[..., 1]``; the observation is ``[q (2), qd (2)]``)."""
-    return jnp.abs(next_obs[..., 1]) > 0.2
-
-
-def task_functions_of(name: str):
-    """Known task functions of a registered Brax name (``None`` where the
-    reward depends on simulator state the observation does not hold)."""
-    from mbrl_jax.envs.tasks import TaskFunctions
-
-    if name == "inverted_pendulum" + SUFFIX:
-        return TaskFunctions(_alive_reward, inverted_pendulum_terminated)
-    return None
-
-
 __all__ = [
     "BRAX_TASKS",
     "BraxEnv",
     "BraxEnvParams",
     "BraxEnvState",
     "brax_available",
-    "inverted_pendulum_terminated",
     "make_brax",
     "registered_names",
-    "task_functions_of",
 ]

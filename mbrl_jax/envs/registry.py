@@ -14,7 +14,7 @@ from mbrl_jax.envs import brax_env, layouts
 from mbrl_jax.envs.continuous_cartpole import ContinuousCartPole, ContinuousCartPoleParams
 from mbrl_jax.envs.layouts import make_maze_params, validate_params
 from mbrl_jax.envs.maze import GridMaze, MazeParams
-from mbrl_jax.envs.tasks import CARTPOLE, PENDULUM, TaskFunctions
+from mbrl_jax.envs.tasks import CARTPOLE, INVERTED_PENDULUM, PENDULUM, TaskFunctions
 
 _MAZES: dict[str, Callable[[], MazeParams]] = {
     "GridWorld-5x5": lambda: make_maze_params(
@@ -37,6 +37,7 @@ _TASKS: dict[str, TaskFunctions] = {
     "ContinuousCartPole": CARTPOLE,
     "CartPole-v1": CARTPOLE,
     "Pendulum-v1": PENDULUM,
+    "inverted_pendulum-brax": INVERTED_PENDULUM,
 }
 
 
@@ -47,8 +48,6 @@ def task_functions(env) -> TaskFunctions | None:
     reward and termination).
     """
     name = env if isinstance(env, str) else getattr(env, "name", None)
-    if isinstance(name, str) and name.endswith(brax_env.SUFFIX):
-        return brax_env.task_functions_of(name)
     return _TASKS.get(name)
 
 

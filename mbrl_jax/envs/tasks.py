@@ -58,5 +58,12 @@ def _pendulum_reward(obs, action, next_obs):
     return -(theta**2 + 0.1 * obs[..., 2] ** 2 + 0.001 * torque**2)
 
 
+def inverted_pendulum_terminated(next_obs: Array) -> Array:
+    """``[...]`` bool: Brax's ``inverted_pendulum`` ends when ``|pole angle| > 0.2``
+    (``next_obs[..., 1]``; the observation is ``[q (2), qd (2)]``)."""
+    return jnp.abs(next_obs[..., 1]) > 0.2
+
+
 CARTPOLE = TaskFunctions(_alive_reward, cartpole_terminated, _cartpole_state_cost)
 PENDULUM = TaskFunctions(_pendulum_reward, _never)
+INVERTED_PENDULUM = TaskFunctions(_alive_reward, inverted_pendulum_terminated)

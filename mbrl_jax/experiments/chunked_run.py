@@ -123,6 +123,10 @@ def run_chunked(
     num_chunks = chunked.num_units // per_chunk
     chunk_steps = per_chunk * chunked.unit_steps
 
+    def steps_after(chunks: int) -> int:
+        """Real steps per seed once ``chunks`` chunks have run (``init``'s included)."""
+        return chunked.initial_steps + chunks * chunk_steps
+
     start = time.perf_counter()
     pieces = _compiled(
         chunked, per_chunk, evaluate_n, mesh, jax.random.key_impl(keys), key_data.shape
@@ -163,12 +167,11 @@ def run_chunked(
             evals = saved["evals"]
             prior_run_s = float(saved["run_s"])
             returns = ReturnTracker.from_json(saved["returns"])
-            done = chunked.initial_steps + done_chunks * chunk_steps
-            log(f"  {spec}: resumed from {found} ({done} steps done)")
-    resumed_at = chunked.initial_steps + done_chunks * chunk_steps if done_chunks else 0
+            log(f"  {spec}: resumed from {found} ({steps_after(done_chunks)} steps done)")
+    resumed_at = steps_after(done_chunks) if done_chunks else 0
 
     total_steps = chunked.total_steps
-    sinks.start(spec, total_steps, chunked.initial_steps + done_chunks * chunk_steps)
+    sinks.start(spec, total_steps, steps_after(done_chunks))
 
     def evaluate(state, point: int, steps: int):
         kd = _eval_keys(identity.get("seed", 0), point, key_data.shape[0], sharding)
@@ -193,7 +196,7 @@ def run_chunked(
         outs = jax.block_until_ready(outs)
         run_s += time.perf_counter() - start
         outs_done = outs if outs_done is None else _concat(outs_done, outs)
-        steps = chunked.initial_steps + (c + 1) * chunk_steps
+        steps = steps_after(c + 1)
         host = gather(outs, seeds)
         reward, done = jax.vmap(chunked.stream)(host) if chunked.stream else (None, None)
         train_return = (
