@@ -197,6 +197,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         discount=args.discount,
         kappa=args.kappa,
         theta=args.theta,
+        planner=args.planner.replace("-", "_"),
     )
     try:
         options = RunOptions(
@@ -340,6 +341,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_cmp.add_argument(
         "--theta", type=_number(float, 0.0), default=1e-4, help="prioritized sweeping threshold"
+    )
+    p_cmp.add_argument(
+        "--planner",
+        choices=("shooting", "gradient", "cem-gradient"),
+        default="shooting",
+        help="PETS's planner: iCEM/CEM shooting, Adam through the ensemble, or CEM then Adam "
+        "(pets:PLANNER overrides it for one agent)",
     )
     p_cmp.add_argument(
         "--near-optimal",

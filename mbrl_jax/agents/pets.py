@@ -39,7 +39,8 @@ from mbrl_jax.models.ensemble import (
     make_ensemble,
 )
 from mbrl_jax.models.wrappers import with_task
-from mbrl_jax.planners.shooting import ActionSpec, MPCConfig, make_planner
+from mbrl_jax.planners.gradient import GradientConfig, make_any_planner
+from mbrl_jax.planners.shooting import ActionSpec, MPCConfig
 
 
 def default_model() -> EnsembleConfig:
@@ -92,8 +93,10 @@ class Config:
         first MPC trial returns 156 on average without it and 200 in every
         seed with it.
       terminal_cost: weight of the same cost at the end of the horizon, ``>= 0``.
-      planner: :class:`mbrl_jax.planners.shooting.MPCConfig`. Default
-        :func:`default_planner`. Its ``num_members``, where the objective
+      planner: :class:`mbrl_jax.planners.shooting.MPCConfig` (shooting: random,
+        CEM, MPPI, iCEM) or :class:`mbrl_jax.planners.gradient.GradientConfig`
+        (Adam through the ensemble, or CEM then Adam; continuous actions).
+        Default :func:`default_planner`. Its ``num_members``, where the objective
         needs it (``worst_member``, a disagreement bonus; TSinf only), is
         filled in with the ensemble size (:func:`planner_config`).
     """
@@ -106,7 +109,7 @@ class Config:
     propagation: str = "tsinf"
     state_cost: float = 0.1
     terminal_cost: float = 0.0
-    planner: MPCConfig = dataclasses.field(default_factory=default_planner)
+    planner: MPCConfig | GradientConfig = dataclasses.field(default_factory=default_planner)
 
     def __post_init__(self):
         for name in ("num_trials", "trial_length", "random_trials", "num_epochs"):
@@ -121,8 +124,11 @@ class Config:
         check_choice(self, "propagation", PROPAGATION_MODES)
         if not isinstance(self.model, EnsembleConfig):
             raise ValueError(f"pets.Config.model must be an EnsembleConfig, got {self.model!r}")
-        if not isinstance(self.planner, MPCConfig):
-            raise ValueError(f"pets.Config.planner must be an MPCConfig, got {self.planner!r}")
+        if not isinstance(self.planner, MPCConfig | GradientConfig):
+            raise ValueError(
+                "pets.Config.planner must be an MPCConfig or a GradientConfig, got "
+                f"{self.planner!r}"
+            )
         if self.propagation != "expectation" and (
             self.planner.num_particles % self.model.ensemble_size
         ):
@@ -133,7 +139,10 @@ class Config:
             )
 
 
-def preset(env_name: str) -> Config:
+PLANNER_CHOICES = ("shooting", "gradient", "cem_gradient")
+
+
+def preset(env_name: str, planner: str = "shooting") -> Config:
     """Settings for an environment: :class:`Config`'s defaults (the continuous
     cart-pole's), changed where the environment needs it.
 
@@ -144,15 +153,36 @@ def preset(env_name: str) -> Config:
       the first push), 15 trials of 200 steps.
 
     Unknown names get :class:`Config`'s defaults.
+
+    Args:
+      env_name: the environment's registered name.
+      planner: ``"shooting"`` (the preset's iCEM or CEM), ``"gradient"`` or
+        ``"cem_gradient"`` (:class:`~mbrl_jax.planners.gradient.GradientConfig`'s
+        defaults at the preset's horizon: 4 sequences x 5 particles x 15 Adam
+        steps = 300 rollouts per action, a fifth of iCEM's 1,500).
+
+    Raises:
+      ValueError: an unknown ``planner``, or a gradient planner for
+        ``CartPole-v1`` (discrete actions).
     """
+    if planner not in PLANNER_CHOICES:
+        raise ValueError(f"pets.preset: planner must be one of {PLANNER_CHOICES}, got {planner!r}")
     config = Config()
     if env_name == "CartPole-v1":
-        planner = dataclasses.replace(config.planner, method="cem", horizon=20)
-        return dataclasses.replace(config, num_trials=10, trial_length=500, planner=planner)
-    if env_name == "Pendulum-v1":
-        planner = dataclasses.replace(config.planner, horizon=25)
-        return dataclasses.replace(config, num_trials=15, planner=planner)
-    return config
+        shooting = dataclasses.replace(config.planner, method="cem", horizon=20)
+        config = dataclasses.replace(config, num_trials=10, trial_length=500, planner=shooting)
+    elif env_name == "Pendulum-v1":
+        shooting = dataclasses.replace(config.planner, horizon=25)
+        config = dataclasses.replace(config, num_trials=15, planner=shooting)
+    if planner == "shooting":
+        return config
+    if env_name == "CartPole-v1":
+        raise ValueError(
+            f"pets.preset: planner {planner!r} needs continuous actions; CartPole-v1 has "
+            "discrete ones (use ContinuousCartPole, or planner 'shooting')"
+        )
+    gradient = GradientConfig(method=planner, horizon=config.planner.horizon)
+    return dataclasses.replace(config, planner=gradient)
 
 
 class StepMetrics(NamedTuple):
@@ -202,7 +232,7 @@ class TrainOutput(NamedTuple):
     ensemble: EnsembleState
 
 
-def planner_config(config: Config, ensemble_size: int) -> MPCConfig:
+def planner_config(config: Config, ensemble_size: int) -> MPCConfig | GradientConfig:
     """``config.planner`` with ``num_members`` filled in with ``ensemble_size``
     where the planner groups particles by member (``worst_member``, a
     disagreement bonus) and it is unset.
@@ -247,6 +277,60 @@ def make_train(
     return as_train(make_chunked(config, env, env_params, task, terminal_value_fn))
 
 
+def make_mpc(
+    config: Config,
+    env,
+    env_params,
+    task: TaskFunctions | None = None,
+    terminal_value_fn=None,
+):
+    """PETS's ensemble and the planner that plans through it, without the training loop.
+
+    What :func:`make_chunked` builds before its trials; useful to act with a
+    fitted ensemble (``TrainOutput.ensemble``) under another planner.
+
+    Args: as :func:`make_chunked`.
+
+    Returns:
+      ``(ensemble, planner, action_spec)``: the
+      :class:`~mbrl_jax.models.ensemble.Ensemble`, a
+      ``Planner(init, plan)`` whose ``plan(ensemble_state, key, obs,
+      planner_state)`` plans with the ensemble and the known task functions
+      (and the state cost), and the env's
+      :class:`~mbrl_jax.planners.shooting.ActionSpec`.
+    """
+    task = task if task is not None else (task_functions(env) or TaskFunctions())
+    state_cost_fn = task.state_cost_fn
+    if terminal_value_fn is None and state_cost_fn is not None and config.terminal_cost > 0:
+
+        def terminal_value_fn(obs):
+            return -config.terminal_cost * state_cost_fn(obs)
+
+    ensemble_config = dataclasses.replace(
+        config.model.for_env(env, env_params),
+        learn_reward=task.reward_fn is None,
+        learn_termination=task.termination_fn is None,
+    )
+    ensemble = make_ensemble(ensemble_config)
+    action_spec = ActionSpec.from_space(env.action_space(env_params))
+    # The planner plans with the ensemble and the known functions; the state
+    # cost (where there is a known reward) shapes only what the planner sees.
+    model = with_task(
+        ensemble_model(ensemble, config.propagation, config.num_epochs),
+        task.reward_fn,
+        task.termination_fn,
+        state_cost_fn if task.reward_fn is not None else None,
+        config.state_cost,
+    )
+    planner = make_any_planner(
+        planner_config(config, ensemble_config.ensemble_size),
+        model,
+        action_spec,
+        terminal_value_fn=terminal_value_fn,
+    )
+    return ensemble, planner, action_spec
+
+
 def make_chunked(
     config: Config,
     env,
@@ -272,37 +356,8 @@ def make_chunked(
     Raises:
       ValueError: bad env (observation not a vector) or settings.
     """
-    task = task if task is not None else (task_functions(env) or TaskFunctions())
-    state_cost_fn = task.state_cost_fn
-    if terminal_value_fn is None and state_cost_fn is not None and config.terminal_cost > 0:
-
-        def terminal_value_fn(obs):
-            return -config.terminal_cost * state_cost_fn(obs)
-
-    ensemble_config = dataclasses.replace(
-        config.model.for_env(env, env_params),
-        learn_reward=task.reward_fn is None,
-        learn_termination=task.termination_fn is None,
-    )
-    ensemble = make_ensemble(ensemble_config)
-    obs_dim = ensemble_config.obs_dim
-    action_spec = ActionSpec.from_space(env.action_space(env_params))
-    # The planner plans with the ensemble and the known functions; the state
-    # cost (where there is a known reward) shapes only what the planner sees.
-    model = with_task(
-        ensemble_model(ensemble, config.propagation, config.num_epochs),
-        task.reward_fn,
-        task.termination_fn,
-        state_cost_fn if task.reward_fn is not None else None,
-        config.state_cost,
-    )
-    planner = make_planner(
-        planner_config(config, ensemble_config.ensemble_size),
-        model,
-        action_spec,
-        terminal_value_fn=terminal_value_fn,
-    )
-
+    ensemble, planner, action_spec = make_mpc(config, env, env_params, task, terminal_value_fn)
+    obs_dim = ensemble.config.obs_dim
     steps = config.trial_length
     capacity = config.num_trials * steps
     if action_spec.discrete:

@@ -44,6 +44,8 @@ class CommonSettings:
     discount: float = 0.95
     kappa: float = 1e-3
     theta: float = 1e-4
+    #: PETS's planner: ``"shooting"``, ``"gradient"`` or ``"cem_gradient"``.
+    planner: str = "shooting"
 
 
 class AgentRun(NamedTuple):
@@ -223,12 +225,20 @@ def _prioritized_sweeping(arg, env, env_params, budget, settings):
     return AgentRun.of(ps.make_chunked(config, env, env_params), label)
 
 
-@register("pets", "pets", "PETS: probabilistic ensemble and MPC (iCEM or CEM) in it")
+@register(
+    "pets",
+    "pets:PLANNER",
+    "PETS: probabilistic ensemble and MPC in it; PLANNER shooting (iCEM/CEM, default), "
+    "gradient or cem_gradient",
+)
 def _pets(arg, env, env_params, budget, settings):
     from mbrl_jax.agents import pets
 
-    if arg is not None:
-        raise ValueError(f"agent 'pets' takes no argument, got {arg!r}")
+    planner = (arg or settings.planner).replace("-", "_")
+    if planner not in pets.PLANNER_CHOICES:
+        raise ValueError(
+            f"agent 'pets:{arg}': the planner must be one of {', '.join(pets.PLANNER_CHOICES)}"
+        )
     max_steps = int(getattr(env_params, "max_steps_in_episode", 200))
     trials = (
         budget.episodes if budget.episodes is not None else max(2, budget.num_steps // max_steps)
@@ -236,14 +246,22 @@ def _pets(arg, env, env_params, budget, settings):
     if trials < 2:
         raise ValueError("agent 'pets' needs at least 2 trials (--episodes 2 or more)")
     config = dataclasses.replace(
-        pets.preset(env.name), num_trials=trials, trial_length=min(max_steps, budget.num_steps)
+        pets.preset(env.name, planner),
+        num_trials=trials,
+        trial_length=min(max_steps, budget.num_steps),
     )
     chunked = pets.make_chunked(config, env, env_params)
     real = config.num_trials * config.trial_length
+    p = config.planner
+    search = (
+        f"population {p.population}"
+        if planner == "shooting"
+        else f"{p.num_sequences} sequences x {p.num_iterations} Adam steps"
+    )
     label = (
         f"PETS: {real} real steps = {config.num_trials} trials x {config.trial_length}, "
-        f"{config.model.ensemble_size}-member ensemble, {config.planner.method} "
-        f"(population {config.planner.population}, horizon {config.planner.horizon})"
+        f"{config.model.ensemble_size}-member ensemble, {p.method} "
+        f"({search}, horizon {p.horizon})"
     )
     return AgentRun.of(chunked, label, real_steps=real)
 

@@ -257,7 +257,27 @@ def make_planner(
     particle_init: Callable | None = None,
     terminal_value_fn: Callable | None = None,
 ) -> Planner:
-    """Builds a planner.
+    """Builds a planner (the arguments and errors are :func:`make_search`'s)."""
+    init, search = make_search(config, model, action_spec, particle_init, terminal_value_fn)
+
+    def plan(params, key, start, planner_state: PlannerState):
+        result, new_state, _ = search(params, key, start, planner_state)
+        return result, new_state
+
+    return Planner(init, plan)
+
+
+def make_search(
+    config: MPCConfig,
+    model: Model,
+    action_spec: ActionSpec,
+    particle_init: Callable | None = None,
+    terminal_value_fn: Callable | None = None,
+) -> tuple[Callable[[], PlannerState], Callable]:
+    """The planner's ``init`` and ``search(params, key, state, planner_state) ->
+    (PlanResult, PlannerState, elites [num_elites, H, ...])``: :func:`make_planner`'s
+    ``plan`` that also returns the last iteration's elites, best first (what a
+    hybrid planner refines further, :mod:`mbrl_jax.planners.gradient`).
 
     Args:
       config: :class:`MPCConfig`.
@@ -404,7 +424,7 @@ def make_planner(
         )
 
         def iteration(carry, inputs):
-            mean, std, kept, best = carry
+            mean, std, kept, best, _ = carry
             it_key, it = inputs
             sample_key, eval_key = jax.random.split(it_key)
             samples = sample(sample_key, mean, std, kept)
@@ -440,12 +460,13 @@ def make_planner(
                     spread[elite_idx].mean(),
                     mean_return[elite_idx].mean(),
                 )
-            return (mean, std, kept, best), objective[top]
+            return (mean, std, kept, best, elites), objective[top]
 
         std0 = jnp.zeros((h, dim)) if std is None else std
-        (mean, _, kept, best), iteration_best = jax.lax.scan(
+        elites0 = jnp.zeros((c.num_elites, *best0[0].shape), best0[0].dtype)
+        (mean, _, kept, best, elites), iteration_best = jax.lax.scan(
             iteration,
-            (mean, std0, planner_state.elites, best0),
+            (mean, std0, planner_state.elites, best0, elites0),
             (jax.random.split(key, iterations), jnp.arange(iterations)),
         )
         sequence, objective, spread, mean_return = best
@@ -457,6 +478,6 @@ def make_planner(
                 [kept[:, 1:], jnp.broadcast_to(fresh.mean[-1:], (num_kept, 1, dim))], 1
             )
         result = PlanResult(sequence[0], sequence, objective, spread, iteration_best, mean_return)
-        return result, PlannerState(mean=shifted_mean, elites=kept)
+        return result, PlannerState(mean=shifted_mean, elites=kept), elites
 
-    return Planner(init, plan)
+    return init, plan
