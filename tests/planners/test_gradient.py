@@ -185,3 +185,20 @@ def test_any_planner_builds_shooting_for_mpc_configs():
     )
     result, _ = jax.jit(planner.plan)(None, jax.random.key(0), jnp.array([0.5]), planner.init())
     assert result.sequence.shape == (3, 1)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--env", "CartPole-v1", "--agents", "pets:gradient"], "needs continuous actions"),
+        (["--env", "Pendulum-v1", "--agents", "pets:newton"], "planner must be one of"),
+        (["--env", "CartPole-v1", "--agents", "pets", "--planner", "cem-gradient"], "discrete"),
+    ],
+)
+def test_compare_refuses_a_planner_that_cannot_run(argv, message, tmp_path, capsys):
+    from mbrl_jax import cli
+
+    code = cli.main(["compare", *argv, "--seeds", "1", "--quiet", "--out", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
