@@ -74,6 +74,7 @@ def test_pets_adds_the_terminal_value_to_planned_returns():
     assert predicted[1, 0] >= 1000.0  # horizon 5: the best plan survives and gets the value
 
 
+@pytest.mark.slow  # three PETS compiles; the terminal-value test covers the cost path in CI
 def test_pets_state_cost_shapes_the_planning_reward_only():
     env, params = envs.make("ContinuousCartPole")
     outs = {}

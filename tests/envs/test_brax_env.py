@@ -85,6 +85,7 @@ def test_time_limit_is_a_truncation_and_bad_actions_end_the_episode(pendulum):
         env.check_action(np.array([np.inf]))
 
 
+@pytest.mark.slow  # SAC on a Brax task compiles for ~40 s
 def test_sac_runs_on_a_brax_task_vmapped_over_seeds(pendulum):
     from mbrl_jax.agents import sac
 

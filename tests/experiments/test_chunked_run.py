@@ -96,6 +96,7 @@ def test_dyna_q_resumed_equals_uninterrupted_bitwise_and_equals_train(tmp_path):
     assert len(whole["eval_returns"]) == 3 and len(whole["eval_returns"][0]) == 4
 
 
+@pytest.mark.slow  # Dyna-Q, AlphaZero and MuZero resume in CI
 def test_pets_resumed_equals_uninterrupted(tmp_path):
     env, params = envs.make("ContinuousCartPole")
     cfg = pets.preset("ContinuousCartPole")
