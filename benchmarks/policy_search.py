@@ -33,7 +33,8 @@ from common import emit  # noqa: E402
 from pets import matmul_ceiling, mlp_flops, paired_with_matmul  # noqa: E402
 
 from mbrl_jax import envs  # noqa: E402
-from mbrl_jax.agents import pets  # noqa: E402
+from mbrl_jax.agents import pets, world_models  # noqa: E402
+from mbrl_jax.models import mdn_rnn  # noqa: E402
 
 
 def planning_rate(name: str, quick: bool, size: int) -> dict:
@@ -76,6 +77,45 @@ def planning_rate(name: str, quick: bool, size: int) -> dict:
     }
 
 
+def dream_rate(quick: bool, size: int) -> dict:
+    """CMA-ES candidates scored in the dream: ``population x rollouts x horizon`` M steps."""
+    env, params = envs.make("CartPole-v1")
+    population, rollouts, horizon = (8, 4, 100) if quick else (64, 16, 1000)
+    config = world_models.Config(population=population, num_rollouts=rollouts, horizon=horizon)
+    parts = world_models.make_parts(config, env, params)
+    vae_key, mdn_key, c_key, start_key = jax.random.split(jax.random.key(0), 4)
+    wm = world_models.WorldModelParams(
+        parts.vae.init(vae_key), mdn_rnn.mdn_rnn_init(parts.mdn_config, mdn_key)
+    )
+    example = parts.controller_init()
+    controllers = jax.tree.map(
+        lambda x: 0.1 * jax.random.normal(c_key, (population, *x.shape)), example
+    )
+    starts = parts.reset_observations(start_key, 64)
+    m = parts.mdn_config
+    lstm = 2 * 4 * m.hidden_size * (m.latent_size + m.action_size + m.hidden_size)
+    heads = 2 * m.hidden_size * (m.num_mixtures * (1 + 2 * m.latent_size) + 2)
+    controller = 2 * (m.latent_size + m.hidden_size) * m.action_size
+    steps = population * rollouts * horizon
+    gflop = steps * (lstm + heads + controller) / 1e9
+
+    def evaluate(key):
+        return parts.dream_returns(wm, controllers, key, starts, rollouts, horizon, config.tau)
+
+    timing = paired_with_matmul(evaluate, jax.random.key(1), gflop, size, rounds=3)
+    return {
+        "population": population,
+        "rollouts_per_candidate": rollouts,
+        "horizon": horizon,
+        "candidates_per_s": population / timing["run_s"],
+        "dream_steps_per_s": steps / timing["run_s"],
+        "generation_s": timing["run_s"],
+        "gflop_per_generation": gflop,
+        "fraction_of_matmul_ceiling": timing["fraction_of_matmul_ceiling"],
+        "compile_s": timing["compile_s"],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
@@ -93,6 +133,9 @@ def main() -> None:
     for row in results["planning"][1:]:
         row["rollouts_vs_shooting"] = row["rollouts_per_action"] / shoot["rollouts_per_action"]
         row["time_vs_shooting"] = row["ms_per_action"] / shoot["ms_per_action"]
+    results["world_models_dream"] = dream_rate(args.quick, size)
+    dream = results["world_models_dream"]
+    print(f"dream: {dream['candidates_per_s']:.1f} candidates/s", file=sys.stderr)
     emit(results, args.out)
 
 

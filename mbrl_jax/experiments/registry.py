@@ -420,3 +420,63 @@ def _dyna_dqn(arg, env, env_params, budget, settings):
         f"rollouts x {config.rollout_length} steps, real ratio {config.real_ratio}"
     )
     return AgentRun.of(dyna_dqn.make_chunked(config, env, env_params), label)
+
+
+@register(
+    "policy_through_model",
+    "policy_through_model:OPT",
+    "a policy trained in a learned ensemble; OPT gradient (backprop through the model, "
+    "default), cma_es or open_es",
+)
+def _policy_through_model(arg, env, env_params, budget, settings):
+    from mbrl_jax.agents import policy_through_model as ptm
+
+    optimizer = arg or "gradient"
+    if optimizer not in ptm.OPTIMIZERS:
+        raise ValueError(
+            f"agent 'policy_through_model:{arg}': the optimizer must be one of "
+            f"{', '.join(ptm.OPTIMIZERS)}"
+        )
+    default = ptm.Config()
+    max_steps = int(getattr(env_params, "max_steps_in_episode", default.trial_length))
+    length = min(max_steps, budget.num_steps)
+    trials = budget.episodes if budget.episodes is not None else budget.num_steps // length
+    if trials < 2:
+        raise ValueError(
+            "agent 'policy_through_model' needs at least 2 trials (a random one first): "
+            f"--steps >= {2 * length} or --episodes 2 or more"
+        )
+    config = dataclasses.replace(
+        default, num_trials=trials, trial_length=length, optimizer=optimizer
+    )
+    chunked = ptm.make_chunked(config, env, env_params)
+    real = config.num_trials * config.trial_length
+    label = (
+        f"policy through the model ({optimizer}): {real} real steps = {trials} trials x "
+        f"{length}, {config.model.ensemble_size}-member ensemble, horizon {config.horizon}, "
+        f"{config.policy_updates} {'updates' if optimizer == 'gradient' else 'generations'} "
+        "per trial"
+    )
+    return AgentRun.of(chunked, label, real_steps=real)
+
+
+@register(
+    "world_models",
+    "world_models",
+    "World Models: VAE + MDN-RNN, a linear controller found by CMA-ES in the dream",
+)
+def _world_models(arg, env, env_params, budget, settings):
+    from mbrl_jax.agents import world_models
+
+    _no_arg_steps_only("world_models", arg, budget)
+    default = world_models.Config()
+    config = dataclasses.replace(default, num_steps=budget.num_steps)
+    label = (
+        f"World Models: {config.num_steps} real steps in {config.num_iterations} rounds, "
+        f"V latent {config.latent_size}, M {config.rnn_hidden} LSTM units x "
+        f"{config.num_mixtures} Gaussians, CMA-ES {config.population} x {config.num_rollouts} "
+        f"dreams of {config.horizon} steps at tau {config.tau:g}"
+    )
+    real = config.iteration_steps * config.num_iterations  # whole rounds
+    chunked = world_models.make_chunked(config, env, env_params)
+    return AgentRun.of(chunked, label, real_steps=real)
