@@ -122,6 +122,7 @@ def test_pets_learns_reward_and_termination_without_task_functions():
     assert bool(np.all(np.isfinite(np.asarray(out.trial_returns))))
 
 
+@pytest.mark.slow  # compare wiring of pets is tested by the registry tests
 def test_pets_in_compare(tmp_path, capsys):
     code = cli.main(
         [

@@ -10,6 +10,7 @@ from mbrl_jax.experiments.compare import run_comparison
 from mbrl_jax.planners.search import SearchConfig
 
 
+@pytest.mark.slow  # a learning test; MCTS runs in the grid and compare tests
 def test_mcts_on_dyna_maze_with_true_model_is_short():
     env, params = envs.make("DynaMaze")
     config = mcts.Config(num_steps=120, max_episodes=2)
@@ -79,6 +80,7 @@ def test_compare_runs_the_search_agents():
     assert len(entry["episode_lengths"]) == 2
 
 
+@pytest.mark.slow  # a learning test
 def test_alphazero_learns_cartpole_balance():
     """Fixed keys; a short run must beat random play (about 22 steps) clearly."""
     env, params = envs.make("CartPole-v1")

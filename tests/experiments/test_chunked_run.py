@@ -110,6 +110,7 @@ def test_pets_resumed_equals_uninterrupted(tmp_path):
     _resume_matches(pets.make_chunked(cfg, env, params), tmp_path, exact=False)
 
 
+@pytest.mark.slow  # MuZero and Dyna-Q resume in CI
 def test_alphazero_resumed_equals_uninterrupted(tmp_path):
     env, params = envs.make("CartPole-v1")
     cfg = dataclasses.replace(

@@ -209,6 +209,7 @@ def test_bench_names_the_scripts_and_refuses_unknown_ones(capsys):
         "env_throughput",
         "mbpo",
         "pets",
+        "policy_search",
         "scaling",
         "search",
     }
