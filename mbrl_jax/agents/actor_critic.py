@@ -24,7 +24,6 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
@@ -34,6 +33,7 @@ from mbrl_jax.core.returns import lambda_returns
 from mbrl_jax.core.rollout import rollout
 from mbrl_jax.core.types import Array, Model, PRNGKey
 from mbrl_jax.core.validation import check_range
+from mbrl_jax.models.rssm import NormMLP
 from mbrl_jax.models.value_transforms import symlog_bins, two_hot_loss, two_hot_mean
 
 
@@ -87,20 +87,6 @@ class ACConfig:
         check_range(self, "max_std", low=self.min_std, low_open=True)
 
 
-class _Head(nn.Module):
-    hidden: int
-    layers: int
-    out: int
-    zero_out: bool = False
-
-    @nn.compact
-    def __call__(self, x):
-        for _ in range(self.layers):
-            x = nn.silu(nn.LayerNorm()(nn.Dense(self.hidden, use_bias=False)(x)))
-        init = nn.initializers.zeros if self.zero_out else nn.linear.default_kernel_init
-        return nn.Dense(self.out, kernel_init=init)(x)
-
-
 @struct.dataclass
 class ACState:
     """Everything the actor-critic learns (a pytree).
@@ -125,8 +111,8 @@ def _optimiser(config: ACConfig, lr: float):
 
 
 def _nets(config: ACConfig, action_size: int, discrete: bool):
-    actor = _Head(config.hidden, config.layers, action_size if discrete else 2 * action_size)
-    return actor, _Head(config.hidden, config.layers, config.num_bins, zero_out=True)
+    actor = NormMLP(config.hidden, config.layers, action_size if discrete else 2 * action_size)
+    return actor, NormMLP(config.hidden, config.layers, config.num_bins, zero_out=True)
 
 
 def ac_init(

@@ -291,9 +291,7 @@ def make_chunked(config: Config, env, env_params) -> Chunked:
         post_key, first_key = jax.random.split(key)
         post, _, _ = rssm.observe_step(mcfg, params, post_key, latent, action, embed)
         restart = rssm.first_state(mcfg, params, first_key, embed)
-        return jax.tree.map(
-            lambda a, b: jnp.where(last.reshape(-1, *([1] * (a.ndim - 1))), a, b), restart, post
-        )
+        return rssm.select_state(last, restart, post)
 
     def first_latent(params, key, obs):
         return rssm.first_state(mcfg, params, key, rssm.encode(mcfg, params, obs))

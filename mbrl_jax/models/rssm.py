@@ -153,7 +153,11 @@ def feature(state: RSSMState) -> Array:
 
 
 # ---------------------------------------------------------------------------- networks
-class _MLP(nn.Module):
+class NormMLP(nn.Module):
+    """Dense (no bias) + LayerNorm + SiLU layers, then an optional linear output
+    (zero-initialised where ``zero_out``): every MLP of the RSSM and of Dreamer's
+    actor and critic."""
+
     hidden: int
     layers: int
     out: int | None = None
@@ -219,16 +223,16 @@ class RSSMNet(nn.Module):
             self.encoder = ConvEncoder(cfg)
             self.decoder = ConvDecoder(cfg)
         else:
-            self.encoder = _MLP(cfg.hidden, cfg.layers)
-            self.decoder = _MLP(cfg.hidden, cfg.layers, cfg.obs_shape[0])
+            self.encoder = NormMLP(cfg.hidden, cfg.layers)
+            self.decoder = NormMLP(cfg.hidden, cfg.layers, cfg.obs_shape[0])
         self.img_in = nn.Dense(cfg.hidden, use_bias=False)
         self.img_in_norm = nn.LayerNorm()
         self.gru = nn.Dense(3 * cfg.deter, use_bias=False)
         self.gru_norm = nn.LayerNorm()
-        self.prior_net = _MLP(cfg.hidden, 1, latent)
-        self.post_net = _MLP(cfg.hidden, 1, latent)
-        self.reward_net = _MLP(cfg.hidden, cfg.layers, cfg.num_bins, zero_out=True)
-        self.cont_net = _MLP(cfg.hidden, cfg.layers, 1)
+        self.prior_net = NormMLP(cfg.hidden, 1, latent)
+        self.post_net = NormMLP(cfg.hidden, 1, latent)
+        self.reward_net = NormMLP(cfg.hidden, cfg.layers, cfg.num_bins, zero_out=True)
+        self.cont_net = NormMLP(cfg.hidden, cfg.layers, 1)
 
     def encode(self, obs):
         """``obs [..., *obs_shape]`` -> embedding ``[..., E]``."""
@@ -363,6 +367,13 @@ def first_state(config: RSSMConfig, params, key, embed) -> RSSMState:
     return state
 
 
+def select_state(where: Array, a: RSSMState, b: RSSMState) -> RSSMState:
+    """``a`` for the batch entries ``[N]`` where ``where`` holds, ``b`` elsewhere."""
+    return jax.tree.map(
+        lambda x, y: jnp.where(where.reshape(-1, *([1] * (x.ndim - 1))), x, y), a, b
+    )
+
+
 def encode(config: RSSMConfig, params, obs: Array) -> Array:
     """``obs [..., *obs_shape]`` -> ``[..., E]``."""
     return RSSMNet(config).apply(params, obs, method="encode")
@@ -406,12 +417,7 @@ def observe(config: RSSMConfig, params, key: PRNGKey, window: Transition) -> Obs
         (action, e_next, e_reset, last), (post_key, reset_key) = inputs
         post_state, prior, post = observe_step(config, params, post_key, state, action, e_next)
         restart = first_state(config, params, reset_key, e_reset)
-        carry = jax.tree.map(
-            lambda a, b: jnp.where(last.reshape(-1, *([1] * (a.ndim - 1))), a, b),
-            restart,
-            post_state,
-        )
-        return carry, (post_state, prior, post)
+        return select_state(last, restart, post_state), (post_state, prior, post)
 
     _, (states, prior, post) = jax.lax.scan(body, start, (time_major, keys))
     swap = lambda x: jnp.swapaxes(x, 0, 1)  # noqa: E731
