@@ -10,7 +10,7 @@ import gymnax
 import jax.numpy as jnp
 import numpy as np
 
-from mbrl_jax.envs import brax_env, layouts
+from mbrl_jax.envs import brax_env, dmc, layouts
 from mbrl_jax.envs.continuous_cartpole import ContinuousCartPole, ContinuousCartPoleParams
 from mbrl_jax.envs.layouts import make_maze_params, validate_params
 from mbrl_jax.envs.maze import GridMaze, MazeParams
@@ -58,12 +58,14 @@ def maze_names() -> list[str]:
 
 def names() -> list[str]:
     """Every name :func:`make` accepts: our mazes, our other envs, gymnax's, then
-    Brax's tasks (``<task>-brax``; these need the ``[brax]`` extra)."""
+    Brax's tasks (``<task>-brax``; the ``[brax]`` extra) and the DM Control
+    Suite's (``<task>-dmc``; the ``[dmc]`` extra)."""
     return (
         maze_names()
         + list(_CONTINUOUS)
         + list(gymnax.registered_envs)
         + brax_env.registered_names()
+        + dmc.registered_names()
     )
 
 
@@ -95,8 +97,9 @@ def make(name: str, **param_overrides):
       ``(env, params)``.
 
     Raises:
-      ValueError: unknown name or parameter, an out-of-range value, or a
-        ``<task>-brax`` name without Brax installed (``pip install -e ".[brax]"``).
+      ValueError: unknown name or parameter, an out-of-range value, a
+        ``<task>-brax`` name without Brax installed (``pip install -e ".[brax]"``)
+        or a ``<task>-dmc`` name without MuJoCo Playground (``pip install -e ".[dmc]"``).
     """
     if name in _MAZES:
         params = _apply_overrides(_MAZES[name](), param_overrides, name)
@@ -110,5 +113,8 @@ def make(name: str, **param_overrides):
         return env, _apply_overrides(params, param_overrides, name)
     if name in brax_env.registered_names():
         env, params = brax_env.make_brax(name)
+        return env, _apply_overrides(params, param_overrides, name)
+    if name in dmc.registered_names():
+        env, params = dmc.make_dmc(name)
         return env, _apply_overrides(params, param_overrides, name)
     raise ValueError(f"unknown environment {name!r}; available: {', '.join(names())}")

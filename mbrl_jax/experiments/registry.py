@@ -480,3 +480,42 @@ def _world_models(arg, env, env_params, budget, settings):
     real = config.iteration_steps * config.num_iterations  # whole rounds
     chunked = world_models.make_chunked(config, env, env_params)
     return AgentRun.of(chunked, label, real_steps=real)
+
+
+@register(
+    "dreamer",
+    "dreamer:OBS",
+    "Dreamer: RSSM world model, actor-critic in its imagination; OBS states (default) "
+    "or pixels (64 x 64 frames drawn in JAX)",
+)
+def _dreamer(arg, env, env_params, budget, settings):
+    from mbrl_jax.agents import dreamer
+    from mbrl_jax.envs.pixels import PixelObservation
+
+    observations = arg or "states"
+    if observations not in ("states", "pixels"):
+        raise ValueError(f"agent 'dreamer:{arg}': OBS must be states or pixels")
+    if budget.episodes is not None:
+        raise ValueError(
+            "agent 'dreamer' has no episode budget; give --steps (real environment steps "
+            "per seed) instead of --episodes"
+        )
+    if observations == "pixels":
+        env = PixelObservation(env, size=64)
+    default = dreamer.Config()
+    n = default.num_envs
+    if budget.num_steps < n * default.collect_steps:
+        raise ValueError(
+            f"agent 'dreamer' needs --steps >= {n * default.collect_steps} "
+            f"({n} environments x {default.collect_steps} steps per unit)"
+        )
+    # Whole steps of all environments: the budget rounded down to a multiple of n.
+    config = _budgeted(default, dataclasses.replace(budget, num_steps=budget.num_steps // n * n))
+    label = (
+        f"Dreamer ({observations}): {config.num_steps} real steps = {n} envs x "
+        f"{config.num_steps // n} (curves: env 0), RSSM {config.model_size} "
+        f"{config.stoch}x{config.classes} latents, train ratio {config.effective_train_ratio:g}, "
+        f"imagination {config.horizon} steps"
+    )
+    chunked = dreamer.make_chunked(config, env, env_params)
+    return AgentRun.of(chunked, label, real_steps=config.num_steps, parallel_envs=n)

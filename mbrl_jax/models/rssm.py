@@ -34,6 +34,7 @@ from flax import struct
 from mbrl_jax.core.types import Array, Model, PRNGKey, Transition
 from mbrl_jax.core.validation import check_float, check_int_value, check_range
 from mbrl_jax.models.value_transforms import (
+    symexp,
     symlog,
     symlog_bins,
     two_hot_loss,
@@ -43,7 +44,7 @@ from mbrl_jax.models.value_transforms import (
 #: Model sizes (GRU units, hidden units, layers, CNN depth): DreamerV3's xs / s / m
 #: (its table B.1) and a ``tiny`` one for tests.
 SIZES = {
-    "tiny": dict(deter=64, hidden=64, layers=1, cnn_depth=8),  # tests and quick CPU checks
+    "tiny": dict(deter=64, hidden=64, layers=1, cnn_depth=8),  # Dreamer's CPU default, tests
     "xs": dict(deter=256, hidden=256, layers=1, cnn_depth=24),
     "s": dict(deter=512, hidden=512, layers=2, cnn_depth=32),
     "m": dict(deter=1024, hidden=640, layers=3, cnn_depth=48),
@@ -177,23 +178,44 @@ def _cnn_stages(config: RSSMConfig) -> int:
     return max(1, (config.obs_shape[0] // 4).bit_length() - 1)  # down to 4x4
 
 
+def space_to_depth(x: Array) -> Array:
+    """``[..., H, W, C]`` -> ``[..., H/2, W/2, 4C]``: each 2 x 2 patch as one vector."""
+    *lead, h, w, c = x.shape
+    x = x.reshape(*lead, h // 2, 2, w // 2, 2, c)
+    x = jnp.moveaxis(x, -4, -3)  # [..., H/2, W/2, 2, 2, C]
+    return x.reshape(*lead, h // 2, w // 2, 4 * c)
+
+
+def depth_to_space(x: Array) -> Array:
+    """The inverse of :func:`space_to_depth`: ``[..., H, W, 4C]`` -> ``[..., 2H, 2W, C]``."""
+    *lead, h, w, c4 = x.shape
+    x = x.reshape(*lead, h, w, 2, 2, c4 // 4)
+    x = jnp.moveaxis(x, -3, -4)  # [..., H, 2, W, 2, C]
+    return x.reshape(*lead, 2 * h, 2 * w, c4 // 4)
+
+
 class ConvEncoder(nn.Module):
-    """``uint8 [..., H, W, C]`` -> ``[..., E]``: stride-2 convs down to 4 x 4, then flattened."""
+    """``uint8 [..., H, W, C]`` -> ``[..., E]``: stride-2 layers down to 4 x 4, flattened.
+
+    Each layer is a 2 x 2 convolution of stride 2 (non-overlapping patches),
+    computed as :func:`space_to_depth` and a matrix product: on a CPU, XLA's
+    4 x 4 convolutions (DreamerV3's) took 4x longer for the same depths.
+    """
 
     config: RSSMConfig
 
     @nn.compact
     def __call__(self, image):
-        lead = image.shape[:-3]
-        x = image.reshape(-1, *image.shape[-3:]).astype(jnp.float32) / 255.0 - 0.5
+        x = image.astype(jnp.float32) / 255.0 - 0.5
         for i in range(_cnn_stages(self.config)):
-            x = nn.Conv(self.config.cnn_depth * 2**i, (4, 4), (2, 2), use_bias=False)(x)
+            x = nn.Dense(self.config.cnn_depth * 2**i, use_bias=False)(space_to_depth(x))
             x = nn.silu(nn.LayerNorm()(x))
-        return x.reshape(*lead, -1)
+        return x.reshape(*image.shape[:-3], -1)
 
 
 class ConvDecoder(nn.Module):
-    """``[..., F]`` -> ``[..., H, W, C]`` image in ``[-0.5, 0.5]`` (transposed convs from 4 x 4)."""
+    """``[..., F]`` -> ``[..., H, W, C]`` image in ``[-0.5, 0.5]``: from 4 x 4, stride-2
+    transposed 2 x 2 convolutions as matrix products and :func:`depth_to_space`."""
 
     config: RSSMConfig
 
@@ -201,14 +223,12 @@ class ConvDecoder(nn.Module):
     def __call__(self, feat):
         cfg = self.config
         stages = _cnn_stages(cfg)
-        lead = feat.shape[:-1]
         depth = cfg.cnn_depth * 2 ** (stages - 1)
-        x = nn.Dense(4 * 4 * depth)(feat.reshape(-1, feat.shape[-1])).reshape(-1, 4, 4, depth)
+        x = nn.Dense(4 * 4 * depth)(feat).reshape(*feat.shape[:-1], 4, 4, depth)
         for i in reversed(range(stages - 1)):
-            x = nn.ConvTranspose(cfg.cnn_depth * 2**i, (4, 4), (2, 2), use_bias=False)(x)
+            x = depth_to_space(nn.Dense(4 * cfg.cnn_depth * 2**i, use_bias=False)(x))
             x = nn.silu(nn.LayerNorm()(x))
-        x = nn.ConvTranspose(cfg.obs_shape[-1], (4, 4), (2, 2))(x)
-        return x.reshape(*lead, *cfg.obs_shape)
+        return depth_to_space(nn.Dense(4 * cfg.obs_shape[-1])(x))
 
 
 class RSSMNet(nn.Module):
@@ -402,24 +422,27 @@ def observe(config: RSSMConfig, params, key: PRNGKey, window: Transition) -> Obs
     ``state`` (the reset observation), so no state carries across episodes.
     """
     t = window.reward.shape[1]
-    first_key, loop_key = jax.random.split(key)
+    first_key, restart_key, loop_key = jax.random.split(key, 3)
     embed_obs = encode(config, params, window.state)
     embed_next = encode(config, params, window.next_state)
     start = first_state(config, params, first_key, embed_obs[:, 0])
+    # Where an episode restarts, its first state depends on the reset
+    # observation only: all of them are computed at once, outside the scan.
     reset_embed = jnp.concatenate([embed_obs[:, 1:], embed_obs[:, -1:]], 1)
-    keys = jax.random.split(loop_key, 2 * t).reshape(t, 2)
+    restarts = first_state(config, params, restart_key, reset_embed)  # [B, T, ...]
     time_major = jax.tree.map(
         lambda x: jnp.swapaxes(x, 0, 1),
-        (window.action, embed_next, reset_embed, window.extras.astype(bool)),
+        (window.action, embed_next, restarts, window.extras.astype(bool)),
     )
 
     def body(state, inputs):
-        (action, e_next, e_reset, last), (post_key, reset_key) = inputs
+        (action, e_next, restart, last), post_key = inputs
         post_state, prior, post = observe_step(config, params, post_key, state, action, e_next)
-        restart = first_state(config, params, reset_key, e_reset)
         return select_state(last, restart, post_state), (post_state, prior, post)
 
-    _, (states, prior, post) = jax.lax.scan(body, start, (time_major, keys))
+    _, (states, prior, post) = jax.lax.scan(
+        body, start, (time_major, jax.random.split(loop_key, t))
+    )
     swap = lambda x: jnp.swapaxes(x, 0, 1)  # noqa: E731
     return Observed(jax.tree.map(swap, states), swap(prior), swap(post))
 
@@ -491,6 +514,86 @@ def imagine_step(config: RSSMConfig, params, key: PRNGKey, state: RSSMState, act
     reward_logits, cont_logit = net.apply(params, feature(next_state), method="heads")
     reward = two_hot_mean(reward_logits, symlog_bins(config.num_bins))
     return next_state, reward, 1.0 - jax.nn.sigmoid(cont_logit)
+
+
+class OpenLoop(NamedTuple):
+    """Open-loop predictions along ``B`` windows, ``H = T - context`` steps each.
+
+    Attributes:
+      predicted: ``[B, H, *obs_shape]`` decoded observations (vectors in the
+        environment's units; uint8 images for pixels).
+      real: ``[B, H, *obs_shape]`` what the environment observed.
+      predicted_reward, real_reward: ``[B, H]``.
+      valid: ``[B, H]`` float32, 0 from the first episode end of the window on
+        (what follows belongs to another episode).
+    """
+
+    predicted: Array
+    real: Array
+    predicted_reward: Array
+    real_reward: Array
+    valid: Array
+
+
+def decode_observation(config: RSSMConfig, params, feat: Array) -> Array:
+    """``feat [..., F]`` -> the decoder's observation in the environment's units
+    (``symexp`` of the symlog prediction, or a uint8 image)."""
+    recon = RSSMNet(config).apply(params, feat, method="decode")
+    if config.pixels:
+        return jnp.clip(jnp.round((recon + 0.5) * 255.0), 0, 255).astype(jnp.uint8)
+    return symexp(recon)
+
+
+def open_loop(
+    config: RSSMConfig, params, key: PRNGKey, window: Transition, context: int
+) -> OpenLoop:
+    """The world model's open-loop predictions, as DreamerV3 reports them.
+
+    The posterior filters the first ``context`` transitions of each window;
+    from there the prior alone imagines the remaining ``T - context`` steps
+    under the window's real actions (no observation seen), and every imagined
+    state is decoded.
+
+    Args:
+      config: the model's settings.
+      params: network params (``RSSMParams.params``).
+      key: PRNG key.
+      window: a :class:`Transition` with leaves ``[B, T, ...]`` and ``extras``
+        the ``[B, T]`` episode ends.
+      context: observed steps, ``1 <= context < T`` (static).
+
+    Returns:
+      :class:`OpenLoop`.
+    """
+    t = window.reward.shape[1]
+    if isinstance(context, bool) or not isinstance(context, int) or not 1 <= context < t:
+        raise ValueError(f"open_loop: context must be an integer in [1, {t - 1}], got {context!r}")
+    observe_key, imagine_key = jax.random.split(key)
+    seen = jax.tree.map(lambda x: x[:, :context], window)
+    state = jax.tree.map(lambda x: x[:, -1], observe(config, params, observe_key, seen).states)
+    actions = jnp.swapaxes(window.action[:, context:], 0, 1)
+
+    def body(state, inputs):
+        action, step_key = inputs
+        state, reward, _ = imagine_step(config, params, step_key, state, action)
+        return state, (feature(state), reward)
+
+    keys = jax.random.split(imagine_key, t - context)
+    _, (feats, rewards) = jax.lax.scan(body, state, (actions, keys))
+    predicted = decode_observation(config, params, jnp.swapaxes(feats, 0, 1))
+    # Step t is valid while no episode ended in transitions context - 1 .. t - 1
+    # (the state carried into it; observe restarts inside the context itself).
+    ends = window.extras.astype(jnp.int32)
+    ended = jnp.cumsum(ends, axis=1)
+    before = ended[:, context - 2 : context - 1] if context >= 2 else jnp.zeros_like(ended[:, :1])
+    valid = (ended[:, context:] - ends[:, context:]) == before
+    return OpenLoop(
+        predicted=predicted,
+        real=window.next_state[:, context:],
+        predicted_reward=jnp.swapaxes(rewards, 0, 1),
+        real_reward=window.reward[:, context:],
+        valid=valid.astype(jnp.float32),
+    )
 
 
 def rssm_model(config: RSSMConfig) -> Model:

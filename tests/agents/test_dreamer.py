@@ -20,6 +20,7 @@ TINY = dict(
     stoch=4,
     classes=4,
     horizon=3,
+    imagine_starts=8,
 )
 
 
@@ -69,12 +70,35 @@ def test_tiny_run_on_cartpole_pixels():
         (dict(num_steps=97), "multiple of num_envs"),
         (dict(train_ratio=0.5), "no update"),
         (dict(model_size="xl"), "model_size"),
+        (dict(imagine_starts=0), "imagine_starts"),
+        (dict(actor_lr=float("nan")), "actor_lr"),
+        (dict(imagine_starts=17), "imagine_starts"),  # more than the 2 x 8 batch
+        (dict(imagine_starts=2.5), "imagine_starts"),
         (dict(discount=1.5), "discount"),
     ],
 )
 def test_bad_config(kwargs, field):
     with pytest.raises(ValueError, match=field):
         dreamer.Config(**{**TINY, "num_steps": 96, **kwargs})
+
+
+def test_dreamerv3_settings():
+    paper = dreamer.dreamerv3()
+    assert (paper.model_size, paper.train_ratio, paper.stoch, paper.classes) == (
+        "xs",
+        512.0,
+        32,
+        32,
+    )
+    assert paper.imagine_starts is None and paper.actor_lr == 3e-5 and paper.model_lr == 1e-4
+    assert dreamer.dreamerv3("s", num_steps=1000).model_size == "s"
+    assert (
+        dreamer.Config(**{**TINY, "num_steps": 96, "imagine_starts": None}).imagine_starts is None
+    )
+    default = dreamer.Config()
+    assert default.actor_critic(discrete=True).actor_lr == 3e-5  # REINFORCE
+    assert default.actor_critic(discrete=False).actor_lr == 1e-4  # through the model
+    assert dreamer.Config(actor_lr=2e-4).actor_critic(discrete=True).actor_lr == 2e-4
 
 
 def test_bad_envs():

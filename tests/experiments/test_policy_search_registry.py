@@ -50,3 +50,27 @@ def test_bad_specs_are_one_line_errors(spec, env_name, steps, episodes, message)
     with pytest.raises(ValueError, match=message) as err:
         _build(spec, env_name, steps, episodes)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("spec", ["dreamer", "dreamer:states", "dreamer:pixels"])
+def test_dreamer_counts_real_steps_of_all_its_environments(spec):
+    run = _build(spec, "CartPole-v1", 1001)
+    assert run.real_steps == 1000 and run.parallel_envs == 4  # 4 environments x 250
+    assert run.chunked.unit_steps == 32 and run.chunked.total_steps == 1000
+    assert ("pixels" in run.description) == spec.endswith("pixels")
+
+
+@pytest.mark.parametrize(
+    ("spec", "env_name", "steps", "episodes", "message"),
+    [
+        ("dreamer:rgb", "CartPole-v1", 1000, None, "states or pixels"),
+        ("dreamer", "CartPole-v1", 1000, 5, "--steps"),
+        ("dreamer", "CartPole-v1", 16, None, "--steps >= 32"),
+        ("dreamer", "DynaMaze", 1000, None, "discrete index"),
+        ("dreamer:pixels", "Acrobot-v1", 1000, None, "no pixel renderer"),
+    ],
+)
+def test_bad_dreamer_specs_are_one_line_errors(spec, env_name, steps, episodes, message):
+    with pytest.raises(ValueError, match=message) as err:
+        _build(spec, env_name, steps, episodes)
+    assert "\n" not in str(err.value)
