@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import resource
@@ -128,3 +129,13 @@ def emit(result: dict, out: str | None) -> None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(text + "\n")
     sys.stdout.flush()
+
+
+def argument_parser(doc: str) -> argparse.ArgumentParser:
+    """The options every benchmark script takes: ``--quick`` (small sizes, a smoke
+    run) and ``--out FILE`` (also write the JSON there); ``doc``'s first line
+    describes the script."""
+    parser = argparse.ArgumentParser(description=doc.strip().splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
+    parser.add_argument("--out", default=None, help="also write the JSON here")
+    return parser

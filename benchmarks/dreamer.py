@@ -24,7 +24,6 @@ sampling are not counted (so the fractions understate the work done).
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -33,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-from common import compile_and_time, emit  # noqa: E402
+from common import argument_parser, compile_and_time, emit  # noqa: E402
 from pets import matmul_ceiling, paired_with_matmul  # noqa: E402
 
 import mbrl_jax  # noqa: E402
@@ -210,9 +209,7 @@ def pixel_rates(counts: tuple[int, ...], steps: int) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
-    parser.add_argument("--out", default=None, help="also write the JSON here")
+    parser = argument_parser(__doc__)
     args = parser.parse_args()
     size = 512 if args.quick else 2048
     rounds = 2 if args.quick else 5

@@ -13,7 +13,6 @@ on a noisy machine. Also prioritized sweeping at 1 and 1024 seeds.
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import sys
@@ -22,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
-from common import compile_and_time_sharded, emit, time_python  # noqa: E402
+from common import argument_parser, compile_and_time_sharded, emit, time_python  # noqa: E402
 
 import mbrl_jax  # noqa: E402
 from mbrl_jax import envs  # noqa: E402
@@ -92,9 +91,7 @@ def measure(module, config, env, params, seeds: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
-    parser.add_argument("--out", default=None)
+    parser = argument_parser(__doc__)
     args = parser.parse_args()
     seed_counts = [1, 64] if args.quick else [1, 64, 1024, 8192]
     env, params = envs.make("DynaMaze")

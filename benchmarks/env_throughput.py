@@ -12,7 +12,6 @@ scaled Dyna maze with more than 10,000 states, JAX against NumPy.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -21,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from common import compile_and_time, emit, time_python  # noqa: E402
+from common import argument_parser, compile_and_time, emit, time_python  # noqa: E402
 
 from mbrl_jax import envs, planners  # noqa: E402
 from mbrl_jax.envs import layouts  # noqa: E402
@@ -125,9 +124,7 @@ def numpy_value_iteration(next_state, prob, reward, terminal, discount, toleranc
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
-    parser.add_argument("--out", default=None, help="also write the JSON here")
+    parser = argument_parser(__doc__)
     args = parser.parse_args()
 
     batch_sizes = [1, 64] if args.quick else [1, 64, 1024, 16384]

@@ -20,7 +20,6 @@ backward pass is counted as twice its forward pass.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import sys
@@ -30,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-from common import compile_and_time, emit  # noqa: E402
+from common import argument_parser, compile_and_time, emit  # noqa: E402
 from pets import matmul_ceiling, paired_with_matmul  # noqa: E402
 
 import mbrl_jax  # noqa: E402
@@ -139,9 +138,7 @@ def loop_rate(config: mbpo.Config, env, params, seeds: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
-    parser.add_argument("--out", default=None, help="also write the JSON here")
+    parser = argument_parser(__doc__)
     args = parser.parse_args()
     env, params = envs.make("Pendulum-v1")
     size = 512 if args.quick else 2048

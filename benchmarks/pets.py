@@ -25,7 +25,6 @@ Prints JSON:
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -35,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from common import compile_and_time, compile_and_time_sharded, emit  # noqa: E402
+from common import argument_parser, compile_and_time, compile_and_time_sharded, emit  # noqa: E402
 
 import mbrl_jax  # noqa: E402
 from mbrl_jax import envs  # noqa: E402
@@ -294,9 +293,7 @@ def time_to_solve() -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", default=None)
+    parser = argument_parser(__doc__)
     args = parser.parse_args()
     ceiling = matmul_ceiling(512 if args.quick else 2048)
     print(f"matmul ceiling {ceiling:.0f} GFLOP/s", file=sys.stderr)

@@ -20,7 +20,6 @@ Prints JSON, beside the machine's matmul ceiling measured in the same run:
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import sys
@@ -29,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-from common import emit  # noqa: E402
+from common import argument_parser, emit  # noqa: E402
 from pets import matmul_ceiling, mlp_flops, paired_with_matmul  # noqa: E402
 
 from mbrl_jax import envs  # noqa: E402
@@ -117,9 +116,7 @@ def dream_rate(quick: bool, size: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
-    parser.add_argument("--out", default=None, help="also write the JSON here")
+    parser = argument_parser(__doc__)
     args = parser.parse_args()
     size = 512 if args.quick else 2048
     ceiling = matmul_ceiling(size)

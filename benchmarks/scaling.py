@@ -35,7 +35,7 @@ import time  # noqa: E402
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-from common import emit  # noqa: E402
+from common import argument_parser, emit  # noqa: E402
 
 import mbrl_jax  # noqa: E402
 from mbrl_jax import envs, models  # noqa: E402
@@ -116,10 +116,8 @@ def workloads(quick: bool) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
+    parser = argument_parser(__doc__)
     parser.add_argument("--fake-devices", type=int, default=0)
-    parser.add_argument("--out", default=None)
     args = parser.parse_args()
     available = jax.device_count()
     counts = [d for d in (1, 2, 4, 8) if d <= available]

@@ -15,7 +15,6 @@ here (``ceiling_ratio_vs_python``). Prints JSON.
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import random
@@ -26,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-from common import compile_and_time, emit  # noqa: E402
+from common import argument_parser, compile_and_time, emit  # noqa: E402
 
 from mbrl_jax import envs  # noqa: E402
 from mbrl_jax.core.types import Model  # noqa: E402
@@ -179,9 +178,7 @@ def jax_rate(builder, batch: int, num_simulations: int, quick: bool) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", default=None)
+    parser = argument_parser(__doc__)
     args = parser.parse_args()
     batches = [1, 64] if args.quick else [1, 64, 1024]
     sims = [16] if args.quick else [16, 64, 200]

@@ -13,7 +13,7 @@ SCRIPTS = sorted(p.name for p in BENCHMARKS.glob("*.py") if p.name != "common.py
 
 def test_every_benchmark_is_listed():
     expected = {"env_throughput.py", "dyna_throughput.py", "pets.py", "search.py", "scaling.py"}
-    assert expected | {"mbpo.py"} <= set(SCRIPTS)
+    assert expected | {"mbpo.py", "policy_search.py", "dreamer.py"} <= set(SCRIPTS)
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

@@ -205,6 +205,7 @@ def test_the_command_keeps_a_persistent_compilation_cache(tmp_path):
 
 def test_bench_names_the_scripts_and_refuses_unknown_ones(capsys):
     assert set(cli._benchmark_names()) == {
+        "dreamer",
         "dyna_throughput",
         "env_throughput",
         "mbpo",
@@ -214,7 +215,7 @@ def test_bench_names_the_scripts_and_refuses_unknown_ones(capsys):
         "search",
     }
     assert cli.main(["bench", "nope"]) == 2
-    assert "unknown benchmark 'nope'; valid: dyna_throughput" in one_line_error(capsys)
+    assert "unknown benchmark 'nope'; valid: dreamer, dyna_throughput" in one_line_error(capsys)
 
 
 @pytest.mark.parametrize(
