@@ -25,14 +25,8 @@ the diagnostics take it unchanged.
 from __future__ import annotations
 
 import importlib.util
-from typing import Any
 
-import jax.numpy as jnp
-import numpy as np
-from flax import struct
-from gymnax.environments import environment, spaces
-
-from mbrl_jax.core.types import Array
+from mbrl_jax.envs.jax_sim import SimEnv, SimEnvParams, SimEnvState
 
 #: The Brax tasks registered as ``<task>-brax``.
 BRAX_TASKS = ("inverted_pendulum", "inverted_double_pendulum", "hopper", "halfcheetah")
@@ -50,20 +44,12 @@ def registered_names() -> list[str]:
     return [task + SUFFIX for task in BRAX_TASKS]
 
 
-@struct.dataclass
-class BraxEnvState(environment.EnvState):
-    """Brax's own ``State`` (a pytree) and the steps taken in this episode."""
-
-    brax_state: Any
-    time: Array
+#: Brax's state and the episode's step count; the time limit lives in the params.
+BraxEnvState = SimEnvState
+BraxEnvParams = SimEnvParams
 
 
-@struct.dataclass
-class BraxEnvParams(environment.EnvParams):
-    max_steps_in_episode: int = 1000
-
-
-class BraxEnv(environment.Environment[BraxEnvState, BraxEnvParams]):
+class BraxEnv(SimEnv):
     """A Brax task with gymnax's API (see the module docstring).
 
     Args:
@@ -90,9 +76,7 @@ class BraxEnv(environment.Environment[BraxEnvState, BraxEnvParams]):
         if backend is not None:
             kwargs["backend"] = backend
         self._task = task
-        self._env = brax_envs.get_environment(task, **kwargs)
-        self._action_size = int(self._env.action_size)
-        self._obs_size = int(self._env.observation_size)
+        self._attach(brax_envs.get_environment(task, **kwargs))
 
     @property
     def brax_env(self):
@@ -102,58 +86,6 @@ class BraxEnv(environment.Environment[BraxEnvState, BraxEnvParams]):
     @property
     def name(self) -> str:
         return self._task + SUFFIX
-
-    @property
-    def default_params(self) -> BraxEnvParams:
-        return BraxEnvParams()
-
-    def step_env(self, key, state, action, params):
-        del key
-        action = jnp.reshape(jnp.asarray(action, jnp.float32), (self._action_size,))
-        finite = jnp.all(jnp.isfinite(action))
-        action = jnp.clip(jnp.where(jnp.isfinite(action), action, 0.0), -1.0, 1.0)
-        brax_state = _float_leaves(self._env.step(state.brax_state, action))
-        obs = jnp.asarray(brax_state.obs, jnp.float32)
-        terminated = (brax_state.done > 0.5) | ~finite
-        reward = jnp.where(finite, brax_state.reward, jnp.nan)
-        next_state = BraxEnvState(brax_state=brax_state, time=state.time + 1)
-        return obs, next_state, reward, terminated, {}
-
-    def reset_env(self, key, params):
-        brax_state = _float_leaves(self._env.reset(key))
-        state = BraxEnvState(brax_state=brax_state, time=jnp.int32(0))
-        return jnp.asarray(brax_state.obs, jnp.float32), state
-
-    def get_obs(self, state, params=None, key=None) -> Array:
-        return jnp.asarray(state.brax_state.obs, jnp.float32)
-
-    def is_terminated(self, state, params) -> Array:
-        return jnp.asarray(state.brax_state.done) > 0.5
-
-    def action_space(self, params=None) -> spaces.Box:
-        return spaces.Box(-1.0, 1.0, (self._action_size,), jnp.float32)
-
-    def observation_space(self, params) -> spaces.Box:
-        return spaces.Box(-jnp.inf, jnp.inf, (self._obs_size,), jnp.float32)
-
-    def check_action(self, action, params=None) -> None:
-        """Raises ``ValueError`` unless a concrete ``action`` is finite with
-        ``action_dim`` entries (for the Python API, outside ``jit``)."""
-        values = np.asarray(action, dtype=np.float64)
-        if values.size != self._action_size or not np.all(np.isfinite(values)):
-            raise ValueError(
-                f"{self.name}: actions must be {self._action_size} finite numbers, got {action!r}"
-            )
-
-
-def _float_leaves(brax_state):
-    """Brax's reward and done as float32 arrays (some tasks return Python
-    floats), so reset and stepped states have one structure for gymnax's
-    automatic reset."""
-    return brax_state.replace(
-        reward=jnp.asarray(brax_state.reward, jnp.float32),
-        done=jnp.asarray(brax_state.done, jnp.float32),
-    )
 
 
 def make_brax(name: str) -> tuple[BraxEnv, BraxEnvParams]:

@@ -21,14 +21,8 @@ this wrapper forces ``impl="jax"`` (MJX in pure JAX: jit, vmap and grad work,
 from __future__ import annotations
 
 import importlib.util
-from typing import Any
 
-import jax.numpy as jnp
-import numpy as np
-from flax import struct
-from gymnax.environments import environment, spaces
-
-from mbrl_jax.core.types import Array
+from mbrl_jax.envs.jax_sim import SimEnv, SimEnvParams, SimEnvState
 
 #: Registered ``<task>-dmc`` names and their Playground names.
 DMC_TASKS = {
@@ -50,20 +44,12 @@ def registered_names() -> list[str]:
     return [task + SUFFIX for task in DMC_TASKS]
 
 
-@struct.dataclass
-class DMCEnvState(environment.EnvState):
-    """Playground's ``State`` (a pytree) and the steps taken in this episode."""
-
-    pg_state: Any
-    time: Array
+#: Playground's state and the episode's step count; the time limit lives in the params.
+DMCEnvState = SimEnvState
+DMCEnvParams = SimEnvParams
 
 
-@struct.dataclass
-class DMCEnvParams(environment.EnvParams):
-    max_steps_in_episode: int = 1000
-
-
-class DMCEnv(environment.Environment[DMCEnvState, DMCEnvParams]):
+class DMCEnv(SimEnv):
     """A DM Control Suite task from MuJoCo Playground with gymnax's API.
 
     Args:
@@ -95,10 +81,7 @@ class DMCEnv(environment.Environment[DMCEnvState, DMCEnvParams]):
         self._task = task
         self._pg_name = pg_name
         overrides = {"impl": impl, **config_overrides}
-        self._env = registry.load(pg_name, config_overrides=overrides)
-        self._action_size = int(self._env.action_size)
-        obs_size = self._env.observation_size
-        self._obs_size = int(obs_size if np.ndim(obs_size) == 0 else np.prod(obs_size))
+        self._attach(registry.load(pg_name, config_overrides=overrides))
 
     @property
     def playground_env(self):
@@ -108,57 +91,6 @@ class DMCEnv(environment.Environment[DMCEnvState, DMCEnvParams]):
     @property
     def name(self) -> str:
         return self._task + SUFFIX
-
-    @property
-    def default_params(self) -> DMCEnvParams:
-        return DMCEnvParams()
-
-    def step_env(self, key, state, action, params):
-        del key  # Playground keeps its own key in state.info["rng"]
-        action = jnp.reshape(jnp.asarray(action, jnp.float32), (self._action_size,))
-        finite = jnp.all(jnp.isfinite(action))
-        action = jnp.clip(jnp.where(jnp.isfinite(action), action, 0.0), -1.0, 1.0)
-        pg_state = _float_leaves(self._env.step(state.pg_state, action))
-        obs = jnp.asarray(pg_state.obs, jnp.float32)
-        terminated = (pg_state.done > 0.5) | ~finite
-        reward = jnp.where(finite, pg_state.reward, jnp.nan)
-        next_state = DMCEnvState(pg_state=pg_state, time=state.time + 1)
-        return obs, next_state, reward, terminated, {}
-
-    def reset_env(self, key, params):
-        pg_state = _float_leaves(self._env.reset(key))
-        state = DMCEnvState(pg_state=pg_state, time=jnp.int32(0))
-        return jnp.asarray(pg_state.obs, jnp.float32), state
-
-    def get_obs(self, state, params=None, key=None) -> Array:
-        return jnp.asarray(state.pg_state.obs, jnp.float32)
-
-    def is_terminated(self, state, params) -> Array:
-        return jnp.asarray(state.pg_state.done) > 0.5
-
-    def action_space(self, params=None) -> spaces.Box:
-        return spaces.Box(-1.0, 1.0, (self._action_size,), jnp.float32)
-
-    def observation_space(self, params=None) -> spaces.Box:
-        return spaces.Box(-jnp.inf, jnp.inf, (self._obs_size,), jnp.float32)
-
-    def check_action(self, action, params=None) -> None:
-        """Raises ``ValueError`` unless a concrete ``action`` is finite with
-        ``action_dim`` entries (for the Python API, outside ``jit``)."""
-        values = np.asarray(action, dtype=np.float64)
-        if values.size != self._action_size or not np.all(np.isfinite(values)):
-            raise ValueError(
-                f"{self.name}: actions must be {self._action_size} finite numbers, got {action!r}"
-            )
-
-
-def _float_leaves(pg_state):
-    """Reward and done as float32 arrays, so reset and stepped states have one
-    structure for gymnax's automatic reset."""
-    return pg_state.replace(
-        reward=jnp.asarray(pg_state.reward, jnp.float32),
-        done=jnp.asarray(pg_state.done, jnp.float32),
-    )
 
 
 def make_dmc(name: str) -> tuple[DMCEnv, DMCEnvParams]:
