@@ -43,9 +43,25 @@ def _cmd_envs(args: argparse.Namespace) -> int:
     for name in envs.maze_names():
         _, params = envs.make(name)
         print(f"  {name:<16} {params.height}x{params.width}, {params.num_states} states")
-    print("gymnax environments (passed through):")
-    for name in envs.names()[len(envs.maze_names()) :]:
+    import gymnax
+
+    from mbrl_jax.envs import brax_env, dmc
+
+    groups = [
+        ("gymnax environments (passed through):", list(gymnax.registered_envs), None),
+        ("Brax tasks (the [brax] extra):", brax_env.registered_names(), brax_env.brax_available()),
+        ("DM Control Suite tasks (the [dmc] extra):", dmc.registered_names(), dmc.dmc_available()),
+    ]
+    grouped = {name for _, names, _ in groups for name in names}
+    others = [n for n in envs.names() if n not in grouped and n not in envs.maze_names()]
+    print("Other environments (mbrl_jax):")
+    for name in others:
         print(f"  {name}")
+    for title, names, installed in groups:
+        note = "" if installed is None else (" installed" if installed else " not installed")
+        print(title[:-1] + (f",{note}:" if note else ":"))
+        for name in names:
+            print(f"  {name}")
     return 0
 
 

@@ -7,6 +7,9 @@ def test_envs_lists_mazes_and_gymnax(capsys):
     assert cli.main(["envs"]) == 0
     out = capsys.readouterr().out
     assert "DynaMaze" in out and "CartPole-v1" in out
+    assert "Other environments (mbrl_jax):\n  ContinuousCartPole\n" in out
+    assert "Brax tasks (the [brax] extra)" in out and "  hopper-brax\n" in out
+    assert "DM Control Suite tasks (the [dmc] extra)" in out and "  cartpole_swingup-dmc\n" in out
 
 
 def test_plan_dyna_maze(tmp_path, capsys):
