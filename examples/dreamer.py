@@ -21,13 +21,15 @@ Writes ``<out>.json`` (curves per seed, the steps-to-target table, the
 open-loop errors) and ``<out>.png``; each seed's run is kept as
 ``<out>/<task>/seed<k>.json`` and reused unless ``--rerun``.
 
-    python examples/dreamer.py [--tasks pendulum cartpole cartpole_pixels cartpole_swingup_dmc]
+    python examples/dreamer.py [--tasks pendulum cartpole cartpole_pixels pendulum_pixels
+        cartpole_swingup_dmc]
         [--seeds 3] [--long-seeds 1]
         [--quick] [--rerun] [--out docs/dreamer]
 
 ``--quick`` runs one seed of each task with budgets cut 20-fold (its numbers
 say nothing about the agent). ``--seeds`` applies to the short tasks; the
-pixel task (at train ratio 64 instead of 256) and the DM Control Suite's
+pixel tasks (CartPole at train ratio 64 for 100,000 steps, Pendulum at 128
+for 20,000, instead of 256) and the DM Control Suite's
 cartpole swing-up (MuJoCo Playground, the ``[dmc]`` extra; action repeat 1,
 so 100,000 steps are 100 episodes) run ``--long-seeds`` (default 1: about two
 hours a seed on a 2-core CPU).
