@@ -147,29 +147,21 @@ def policy_episodes(config, env, params, agent, key, episodes: int, length: int)
     )
     latent = rssm.first_state(mcfg, model_params, latent_key, rssm.encode(mcfg, model_params, obs))
 
-    def to_env(action):
-        if spec.discrete:
-            return action
-        low, high = jnp.asarray(spec.low), jnp.asarray(spec.high)
-        return (low + 0.5 * (action + 1.0) * (high - low)).reshape(
-            *action.shape[:-1], *spec.env_action_shape
-        )
-
     def body(carry, k):
         obs, states, latent = carry
-        env_key, post_key, first_key = jax.random.split(k, 3)
+        env_key, filter_key = jax.random.split(k)
         feat = rssm.feature(latent)
         action = ac.sample_action(
             acfg, spec.action_size, spec.discrete, agent.behaviour.actor_params, k, feat, True
         )
+        env_action = dreamer.to_env_action(spec, action)
         next_obs, states, reward, term, trunc, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-            jax.random.split(env_key, episodes), states, to_env(action), params
+            jax.random.split(env_key, episodes), states, env_action, params
         )
         last = term | trunc
-        embed = rssm.encode(mcfg, model_params, next_obs)
-        post, _, _ = rssm.observe_step(mcfg, model_params, post_key, latent, action, embed)
-        restart = rssm.first_state(mcfg, model_params, first_key, embed)
-        latent = rssm.select_state(last, restart, post)
+        latent = dreamer.filter_latent(
+            mcfg, model_params, filter_key, latent, action, next_obs, last
+        )
         step = Transition(
             obs, action, reward.astype(jnp.float32), info["final_observation"], term, last
         )

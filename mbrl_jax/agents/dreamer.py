@@ -291,6 +291,30 @@ def model_config(config: Config, spec: Spec) -> rssm.RSSMConfig:
     )
 
 
+def to_env_action(spec: Spec, action: Array) -> Array:
+    """The actor's action in the environment's terms: discrete actions as they
+    are; continuous ones ``[..., A]`` in ``[-1, 1]`` mapped onto the action box
+    and reshaped to ``[..., *env_action_shape]``."""
+    if spec.discrete:
+        return action
+    low, high = jnp.asarray(spec.low), jnp.asarray(spec.high)
+    scaled = low + 0.5 * (action + 1.0) * (high - low)
+    return scaled.reshape(*action.shape[:-1], *spec.env_action_shape)
+
+
+def filter_latent(
+    mcfg: rssm.RSSMConfig, params, key: PRNGKey, latent, action: Array, obs: Array, last: Array
+):
+    """One filtering step while acting: the posterior latent of ``obs`` after
+    ``action`` (leading ``[N]`` axes), restarted from ``obs`` alone where ``last``
+    (``[N]`` bool: the step ended an episode and ``obs`` is the reset one)."""
+    embed = rssm.encode(mcfg, params, obs)
+    post_key, first_key = jax.random.split(key)
+    post, _, _ = rssm.observe_step(mcfg, params, post_key, latent, action, embed)
+    restart = rssm.first_state(mcfg, params, first_key, embed)
+    return rssm.select_state(last, restart, post)
+
+
 def make_train(config: Config, env, env_params):
     """``train(key) -> TrainOutput``: :func:`make_chunked` in one call (jit it, vmap it
     over seeds)."""
@@ -314,25 +338,9 @@ def make_chunked(config: Config, env, env_params) -> Chunked:
     capacity = max(1, min(config.buffer_size // n, per_env))
     num_updates = config.updates_per_unit
     discrete, action_size = spec.discrete, spec.action_size
-    low = None if discrete else jnp.asarray(spec.low)
-    high = None if discrete else jnp.asarray(spec.high)
     eval_cap = int(getattr(env_params, "max_steps_in_episode", 1000))
     v_reset = jax.vmap(env.reset, in_axes=(0, None))
     v_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-
-    def to_env(action):
-        if discrete:
-            return action
-        scaled = low + 0.5 * (action + 1.0) * (high - low)
-        return scaled.reshape(*action.shape[:-1], *spec.env_action_shape)
-
-    def filter_step(params, key, latent, action, obs, last):
-        """The posterior of ``obs`` after ``action``, restarted where ``last``."""
-        embed = rssm.encode(mcfg, params, obs)
-        post_key, first_key = jax.random.split(key)
-        post, _, _ = rssm.observe_step(mcfg, params, post_key, latent, action, embed)
-        restart = rssm.first_state(mcfg, params, first_key, embed)
-        return rssm.select_state(last, restart, post)
 
     def first_latent(params, key, obs):
         return rssm.first_state(mcfg, params, key, rssm.encode(mcfg, params, obs))
@@ -373,7 +381,7 @@ def make_chunked(config: Config, env, env_params) -> Chunked:
         act_key, env_key, filter_key = jax.random.split(key, 3)
         action = act(agent, act_key, latent, t)
         next_obs, env_state, reward, terminated, truncated, info = v_step(
-            jax.random.split(env_key, n), env_state, to_env(action), env_params
+            jax.random.split(env_key, n), env_state, to_env_action(spec, action), env_params
         )
         last = terminated | truncated
         step = Transition(
@@ -385,7 +393,7 @@ def make_chunked(config: Config, env, env_params) -> Chunked:
             last,
         )
         buffer = trajectory_buffer_add(buffer, jax.tree.map(lambda x: x[None], step))
-        latent = filter_step(agent.model.params, filter_key, latent, action, next_obs, last)
+        latent = filter_latent(mcfg, agent.model.params, filter_key, latent, action, next_obs, last)
         out = StepMetrics(reward[0].astype(jnp.float32), last[0])
         return (agent, buffer, next_obs.astype(obs.dtype), env_state, latent, t + n), out
 
@@ -479,10 +487,13 @@ def make_chunked(config: Config, env, env_params) -> Chunked:
                 deterministic=True,
             )
             obs, states, reward, terminated, truncated, _ = v_step(
-                jax.random.split(env_key, num_episodes), states, to_env(action), env_params
+                jax.random.split(env_key, num_episodes),
+                states,
+                to_env_action(spec, action),
+                env_params,
             )
             last = terminated | truncated
-            latent = filter_step(params, filter_key, latent, action, obs, last)
+            latent = filter_latent(mcfg, params, filter_key, latent, action, obs, last)
             total = total + alive * reward
             length = length + alive.astype(jnp.int32)
             alive = alive * (1.0 - last.astype(jnp.float32))
