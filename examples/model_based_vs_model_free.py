@@ -26,8 +26,9 @@ and reused by a later call unless ``--rerun`` (so one agent can be re-run).
     python examples/model_based_vs_model_free.py [--seeds 5] [--envs Pendulum-v1]
         [--agents sac mbpo] [--quick] [--rerun] [--out docs/model_based_vs_model_free]
 
-MBPO runs one seed at a time (``--mbpo-seeds``, default 3: about 8 minutes a
-seed on a 2-core CPU); the others vmap all seeds in one program.
+MBPO runs one seed at a time (``--mbpo-seeds``, default 5: about 8 minutes a
+seed on a 2-core CPU; a saved run of fewer seeds at the same budget is
+extended by the missing ones); the others vmap all seeds in one program.
 
 ``--quick`` runs a 2-seed smoke version with budgets cut 20-fold (minutes on a
 laptop; its numbers say nothing about the agents).
@@ -114,12 +115,19 @@ def run_agent(
     }
 
 
-def run_agent_seed_by_seed(env_name: str, agent: str, steps: int, chunks: int, seeds: int) -> dict:
+def run_agent_seed_by_seed(
+    env_name: str, agent: str, steps: int, chunks: int, seeds: int, kept: dict | None = None
+) -> dict:
     """:func:`run_agent` one seed at a time (base seeds 0, 1, ...), merged: the
     wall-clock of a point is the sum over seeds. On a 2-core CPU MBPO's loop
     steps 8.7 real steps/s for one seed and 6.1 in all for 8 vmapped seeds
-    (``benchmarks/results/mbpo_cpu.json``), so one seed at a time is faster."""
-    runs = [run_agent(env_name, agent, steps, chunks, 1, seed=s) for s in range(seeds)]
+    (``benchmarks/results/mbpo_cpu.json``), so one seed at a time is faster.
+
+    ``kept``: a saved merged run of the first ``kept["seeds"]`` seeds at the
+    same budget; only the seeds after them are run."""
+    runs = [kept] if kept is not None else []
+    first = kept["seeds"] if kept is not None else 0
+    runs += [run_agent(env_name, agent, steps, chunks, 1, seed=s) for s in range(first, seeds)]
     merged = dict(runs[0], seeds=seeds, seed_by_seed=True)
     merged["wall_s"] = np.sum([r["wall_s"] for r in runs], axis=0).tolist()
     for key in ("compile_s", "run_s"):
@@ -216,7 +224,7 @@ def main(argv=None) -> int:
     parser.add_argument("--agents", nargs="+", default=None, help="run only these agents")
     parser.add_argument("--quick", action="store_true", help="2 seeds, budgets / 20")
     parser.add_argument(
-        "--mbpo-seeds", type=int, default=3, help="MBPO's seeds (at most --seeds; ~8 min each)"
+        "--mbpo-seeds", type=int, default=5, help="MBPO's seeds (at most --seeds; ~8 min each)"
     )
     parser.add_argument("--rerun", action="store_true", help="ignore saved runs")
     parser.add_argument(
@@ -249,8 +257,15 @@ def main(argv=None) -> int:
             matches = matches and (kept["seeds"] == n or not wanted)
             if wanted and (args.rerun or not matches):
                 print(f"{env_name} {agent}: {n} seeds x {steps} steps", file=sys.stderr)
-                run = run_agent_seed_by_seed if agent in SEED_BY_SEED else run_agent
-                curves[agent] = run(env_name, agent, steps, chunks, n)
+                if agent in SEED_BY_SEED:
+                    # Seeds already run at this budget are kept; only the new ones run.
+                    extend = kept is not None and kept["steps"] == steps and kept["seeds"] < n
+                    extend = extend and not args.rerun
+                    curves[agent] = run_agent_seed_by_seed(
+                        env_name, agent, steps, chunks, n, kept if extend else None
+                    )
+                else:
+                    curves[agent] = run_agent(env_name, agent, steps, chunks, n)
                 saved.parent.mkdir(parents=True, exist_ok=True)
                 saved.write_text(json.dumps(curves[agent]))
             elif matches:
