@@ -74,3 +74,33 @@ def test_seed_by_seed_runs_merge_like_one_run(monkeypatch):
     assert merged["wall_s"] == [30.0, 60.0] and merged["run_s"] == 45.0
     assert merged["episode_returns"] == [[-900.0], [-901.0], [-902.0]]
     assert example.summarize(merged, -200.0)["steps_to_target_eval"] == [200.0] * 3
+
+
+def test_seed_by_seed_extends_a_kept_run_with_the_missing_seeds(monkeypatch):
+    calls = []
+
+    def fake_run_agent(env_name, agent, steps, chunks, seeds, seed=0):
+        calls.append(seed)
+        return {
+            "agent": agent,
+            "seeds": 1,
+            "steps": steps,
+            "eval_steps": [100, 200],
+            "eval_returns": [[float(seed), float(seed)]],
+            "wall_s": [1.0, 2.0],
+            "compile_s": 0.5,
+            "run_s": 1.5,
+            "episode_returns": [[float(seed)]],
+            "episode_lengths": [[200]],
+        }
+
+    monkeypatch.setattr(example, "run_agent", fake_run_agent)
+    first = example.run_agent_seed_by_seed("Pendulum-v1", "mbpo", 200, 2, 2)
+    assert calls == [0, 1] and first["seeds"] == 2
+    calls.clear()
+    extended = example.run_agent_seed_by_seed("Pendulum-v1", "mbpo", 200, 2, 4, kept=first)
+    assert calls == [2, 3]  # only the missing seeds run
+    assert extended["seeds"] == 4
+    assert extended["eval_returns"] == [[s, s] for s in (0.0, 1.0, 2.0, 3.0)]
+    assert extended["wall_s"] == [4.0, 8.0]  # summed over the seeds
+    assert extended["compile_s"] == 2.0 and extended["run_s"] == 6.0
