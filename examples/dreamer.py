@@ -59,6 +59,7 @@ from mbrl_jax.core.chunked import chunk_sizes, run_units  # noqa: E402
 from mbrl_jax.core.types import Transition  # noqa: E402
 from mbrl_jax.envs import dmc  # noqa: E402
 from mbrl_jax.envs.pixels import PixelObservation  # noqa: E402
+from mbrl_jax.experiments.summary import first_reaching  # noqa: E402
 from mbrl_jax.models import rssm  # noqa: E402
 
 #: task -> (environment, pixels, real steps per seed, target return, chunks)
@@ -206,13 +207,6 @@ def load_or_run(task: str, seed: int, steps: int, chunks: int, out: Path, rerun:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result))
     return result
-
-
-def first_reaching(steps, values, target):
-    for s, v in zip(steps, values, strict=True):
-        if v >= target:
-            return s
-    return None
 
 
 def summarize(runs: list[dict], target: float) -> dict:

@@ -27,6 +27,7 @@ import numpy as np
 from mbrl_jax.agents import dqn, dyna_dqn
 from mbrl_jax.experiments import compare, registry
 from mbrl_jax.experiments.chunked_run import RunOptions
+from mbrl_jax.experiments.summary import first_reaching
 
 TARGET = 475.0
 SEEDS = 5
@@ -71,9 +72,9 @@ def variant_config(name: str, budget):
     agent, _, over, dqn_over = VARIANTS[name]
     if agent == "dyna_dqn":
         default = dyna_dqn.Config()
-        learner = dataclasses.replace(registry._budgeted(default.dqn, budget), **dqn_over)
+        learner = dataclasses.replace(registry.budgeted(default.dqn, budget), **dqn_over)
         return dataclasses.replace(default, dqn=learner, **over)
-    return dataclasses.replace(registry._budgeted(dqn.Config(), budget), **dqn_over)
+    return dataclasses.replace(registry.budgeted(dqn.Config(), budget), **dqn_over)
 
 
 def variant_run(name: str):
@@ -117,11 +118,7 @@ def run_variant(name: str) -> dict:
 
 def first_hits(steps, returns) -> list[int | None]:
     """Per seed, the first evaluation step whose return reaches the target."""
-    hits = []
-    for row in np.asarray(returns):
-        reached = [int(s) for s, v in zip(steps, row, strict=True) if v >= TARGET]
-        hits.append(reached[0] if reached else None)
-    return hits
+    return [first_reaching([int(s) for s in steps], row, TARGET) for row in np.asarray(returns)]
 
 
 def main(argv=None) -> int:

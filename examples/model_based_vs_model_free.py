@@ -50,6 +50,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from mbrl_jax.experiments import compare  # noqa: E402
 from mbrl_jax.experiments.chunked_run import RunOptions  # noqa: E402
+from mbrl_jax.experiments.summary import first_reaching  # noqa: E402
 
 #: Per environment: the target return, and (agent, real steps per seed, chunks).
 PLAN = {
@@ -62,14 +63,6 @@ SEED_BY_SEED = {"mbpo"}
 MODEL_BASED = {"mbpo", "dyna_dqn", "pets"}
 COLORS = {"sac": "C0", "dqn": "C0", "mbpo": "C3", "dyna_dqn": "C3", "pets": "C2"}
 EVAL_EPISODES = 5
-
-
-def first_reaching(steps, values, target) -> float | None:
-    """The first ``steps[i]`` with ``values[i] >= target`` (``None``: never)."""
-    for s, v in zip(steps, values, strict=True):
-        if v is not None and v >= target:
-            return float(s)
-    return None
 
 
 def training_steps_to_target(returns, lengths, target, window: int = 10) -> float | None:

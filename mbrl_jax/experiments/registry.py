@@ -355,7 +355,7 @@ def _no_arg_steps_only(name: str, arg, budget) -> None:
         )
 
 
-def _budgeted(config, budget):
+def budgeted(config, budget):
     """``config`` with ``num_steps`` = the budget and ``learning_starts`` at most
     a fifth of it (so a short run still learns)."""
     return dataclasses.replace(
@@ -370,7 +370,7 @@ def _sac(arg, env, env_params, budget, settings):
     from mbrl_jax.agents import sac
 
     _no_arg_steps_only("sac", arg, budget)
-    config = _budgeted(sac.Config(), budget)
+    config = budgeted(sac.Config(), budget)
     label = (
         f"SAC: {config.num_steps} real steps, MLP {config.hidden_sizes}, "
         f"UTD {config.updates_per_step}, {config.learning_starts} random steps first"
@@ -383,7 +383,7 @@ def _mbpo(arg, env, env_params, budget, settings):
     from mbrl_jax.agents import mbpo
 
     _no_arg_steps_only("mbpo", arg, budget)
-    config = _budgeted(mbpo.Config(), budget)
+    config = budgeted(mbpo.Config(), budget)
     label = (
         f"MBPO: {config.num_steps} real steps, {config.model.ensemble_size}-member ensemble "
         f"refitted every {config.model_train_freq} steps, {config.rollout_batch_size} "
@@ -398,7 +398,7 @@ def _dqn(arg, env, env_params, budget, settings):
     from mbrl_jax.agents import dqn
 
     _no_arg_steps_only("dqn", arg, budget)
-    config = _budgeted(dqn.Config(), budget)
+    config = budgeted(dqn.Config(), budget)
     label = (
         f"DQN: {config.num_steps} real steps, MLP {config.hidden_sizes}, double targets, "
         f"epsilon {config.epsilon_start:g} -> {config.epsilon_end:g} over "
@@ -413,7 +413,7 @@ def _dyna_dqn(arg, env, env_params, budget, settings):
 
     _no_arg_steps_only("dyna_dqn", arg, budget)
     default = dyna_dqn.Config()
-    config = dataclasses.replace(default, dqn=_budgeted(default.dqn, budget))
+    config = dataclasses.replace(default, dqn=budgeted(default.dqn, budget))
     label = (
         f"Dyna-DQN: {config.dqn.num_steps} real steps, {config.model.ensemble_size}-member "
         f"ensemble refitted every {config.model_train_freq} steps, {config.rollout_batch} "
@@ -510,7 +510,7 @@ def _dreamer(arg, env, env_params, budget, settings):
             f"({n} environments x {default.collect_steps} steps per unit)"
         )
     # Whole steps of all environments: the budget rounded down to a multiple of n.
-    config = _budgeted(default, dataclasses.replace(budget, num_steps=budget.num_steps // n * n))
+    config = budgeted(default, dataclasses.replace(budget, num_steps=budget.num_steps // n * n))
     label = (
         f"Dreamer ({observations}): {config.num_steps} real steps = {n} envs x "
         f"{config.num_steps // n} (curves: env 0), RSSM {config.model_size} "

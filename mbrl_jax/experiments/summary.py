@@ -14,6 +14,15 @@ def _episodes(done_row: np.ndarray, values_row: np.ndarray, lengths: bool) -> li
     return np.diff(np.concatenate([[0.0], sums])).round(6).tolist()
 
 
+def first_reaching(steps, values, target):
+    """The first ``steps[i]`` whose ``values[i] >= target`` (``None`` values are
+    skipped; ``None``: never), e.g. an evaluation curve's steps to a target return."""
+    for step, value in zip(steps, values, strict=True):
+        if value is not None and value >= target:
+            return step
+    return None
+
+
 def _first_near_optimal(lengths: list, threshold: float, window: int) -> int | None:
     """Index of the last episode of the first ``window`` episodes averaging ``<= threshold``."""
     if len(lengths) < window:
