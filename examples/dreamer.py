@@ -22,8 +22,8 @@ open-loop errors) and ``<out>.png``; each seed's run is kept as
 ``<out>/<task>/seed<k>.json`` and reused unless ``--rerun``.
 
     python examples/dreamer.py [--tasks pendulum cartpole cartpole_pixels pendulum_pixels
-        cartpole_swingup_dmc]
-        [--seeds 3] [--long-seeds 1]
+        cartpole_swingup_dmc cartpole_swingup_dmc_repeat2]
+        [--seeds 3] [--long-seeds 1] [--first-seed 0]
         [--quick] [--rerun] [--out docs/dreamer]
 
 ``--quick`` runs one seed of each task with budgets cut 20-fold (its numbers
@@ -31,8 +31,10 @@ say nothing about the agent). ``--seeds`` applies to the short tasks; the
 pixel tasks (CartPole at train ratio 64 for 100,000 steps, Pendulum at 128
 for 20,000, instead of 256) and the DM Control Suite's
 cartpole swing-up (MuJoCo Playground, the ``[dmc]`` extra; action repeat 1,
-so 100,000 steps are 100 episodes) run ``--long-seeds`` (default 1: about two
-hours a seed on a 2-core CPU).
+so 100,000 steps are 100 episodes; ``cartpole_swingup_dmc_repeat2``: action
+repeat 2 as in DreamerV3's DM Control runs, rewards summed, train ratio 512 per
+agent step, 100,000 simulator steps = 50,000 decisions) run ``--long-seeds``
+(default 1: about two hours a seed on a 2-core CPU).
 """
 
 from __future__ import annotations
@@ -69,13 +71,24 @@ TASKS = {
     "cartpole_pixels": ("CartPole-v1", True, 100_000, 475.0, 25),
     "pendulum_pixels": ("Pendulum-v1", True, 20_000, -200.0, 20),
     "cartpole_swingup_dmc": ("cartpole_swingup-dmc", False, 100_000, 700.0, 25),
+    "cartpole_swingup_dmc_repeat2": ("cartpole_swingup-dmc", False, 100_000, 700.0, 25),
 }
+#: Action repeat of a task (default 1): its steps stay simulator steps (100,000
+#: steps at repeat 2 are 50,000 agent decisions), as the DM Control benchmarks count.
+REPEAT = {"cartpole_swingup_dmc_repeat2": 2}
+DMC_TASK_KEYS = {"cartpole_swingup_dmc", "cartpole_swingup_dmc_repeat2"}
 #: Tasks of about two hours a seed on a 2-core CPU: ``--long-seeds`` seeds (default 1).
-LONG = {"cartpole_pixels", "pendulum_pixels", "cartpole_swingup_dmc"}
+LONG = {"cartpole_pixels", "pendulum_pixels"} | DMC_TASK_KEYS
 #: Settings that differ from ``dreamer.Config()``: from pixels a world-model
 #: update costs ~0.8 s on a 2-core CPU (the image encoder and decoder), so the
 #: pixel run trains at a quarter of the train ratio to fit in about two hours.
-OVERRIDES = {"cartpole_pixels": {"train_ratio": 64.0}, "pendulum_pixels": {"train_ratio": 128.0}}
+#: At action repeat 2 the swing-up trains at DreamerV3's DM Control train ratio
+#: (512 per agent step): the same number of updates as 256 at repeat 1.
+OVERRIDES = {
+    "cartpole_pixels": {"train_ratio": 64.0},
+    "pendulum_pixels": {"train_ratio": 128.0},
+    "cartpole_swingup_dmc_repeat2": {"train_ratio": 512.0},
+}
 EVAL_EPISODES = 5
 OPEN_LOOP_CONTEXT, OPEN_LOOP_HORIZON = 5, 15
 #: Names of the observation entries in the open-loop figures.
@@ -87,14 +100,23 @@ OBS_NAMES = {
 
 def make_env(task: str):
     name, pixels, *_ = TASKS[task]
+    if task in REPEAT:
+        env = dmc.DMCEnv(name, action_repeat=REPEAT[task])
+        return env, env.default_params
     env, params = envs.make(name)
     return (PixelObservation(env, size=64) if pixels else env), params
+
+
+def agent_steps(task: str, steps: int) -> int:
+    """Agent decisions (``Config.num_steps``) of ``steps`` simulator steps."""
+    return steps // REPEAT.get(task, 1)
 
 
 def run_seed(task: str, seed: int, steps: int, chunks: int, log) -> dict:
     """One seed of one task: the evaluation curve, wall-clock and open-loop errors."""
     env, params = make_env(task)
-    config = dreamer.Config(num_steps=steps, **OVERRIDES.get(task, {}))
+    repeat = REPEAT.get(task, 1)
+    config = dreamer.Config(num_steps=agent_steps(task, steps), **OVERRIDES.get(task, {}))
     chunked = dreamer.make_chunked(config, env, params)
     per_chunk = chunk_sizes(chunked.num_units, chunks)
     start = time.perf_counter()
@@ -113,18 +135,19 @@ def run_seed(task: str, seed: int, steps: int, chunks: int, log) -> dict:
         jax.block_until_ready(outs)
         run_s += time.perf_counter() - start
         result = evaluate(state, jax.random.fold_in(jax.random.key(10_000 + seed), c))
-        curve["eval_steps"].append(int(state.t))
+        curve["eval_steps"].append(int(state.t) * repeat)
         curve["eval_returns"].append(float(np.mean(result.returns)))
         curve["wall_s"].append(compile_s + run_s)
         losses.append({k: float(np.mean(v)) for k, v in outs[1].items()})
         log(
-            f"  {task} seed {seed}: {int(state.t)} steps, eval {curve['eval_returns'][-1]:.1f}, "
-            f"{run_s:.0f} s"
+            f"  {task} seed {seed}: {curve['eval_steps'][-1]} steps, "
+            f"eval {curve['eval_returns'][-1]:.1f}, {run_s:.0f} s"
         )
     errors, example = open_loop_errors(config, env, params, state.agent, seed)
     return {
         "task": task,
         "seed": seed,
+        "action_repeat": repeat,
         "config": {k: v for k, v in dataclasses.asdict(config).items()},
         "compile_s": compile_s,
         "run_s": run_s,
@@ -200,7 +223,7 @@ def load_or_run(task: str, seed: int, steps: int, chunks: int, out: Path, rerun:
     path = out / task / f"seed{seed}.json"
     if path.exists() and not rerun:
         saved = json.loads(path.read_text())
-        if saved["eval_steps"] and saved["config"]["num_steps"] == steps:
+        if saved["eval_steps"] and saved["config"]["num_steps"] == agent_steps(task, steps):
             log(f"  {task} seed {seed}: reusing {path}")
             return saved
     result = run_seed(task, seed, steps, chunks, log)
@@ -293,6 +316,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--long-seeds", type=int, default=1)
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="run seeds first..first+n-1 (parallel runs)"
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rerun", action="store_true")
     parser.add_argument("--out", default="docs/dreamer")
@@ -306,11 +332,15 @@ def main(argv=None) -> dict:
         _, _, steps, target, chunks = TASKS[task]
         if args.quick:
             steps, chunks = steps // 20, 4
-        if task == "cartpole_swingup_dmc" and not dmc.dmc_available():
+        if task in DMC_TASK_KEYS and not dmc.dmc_available():
             log(f"{task}: skipped, MuJoCo Playground is not installed ({dmc.EXTRA_HINT})")
             continue
         n = min(seeds, args.long_seeds) if task in LONG else seeds
-        runs = [load_or_run(task, s, steps, chunks, out, args.rerun, log) for s in range(n)]
+        first = args.first_seed
+        runs = [
+            load_or_run(task, s, steps, chunks, out, args.rerun, log)
+            for s in range(first, first + n)
+        ]
         results[task] = {"runs": runs, "summary": summarize(runs, target)}
         plot_open_loop(task, runs[0], out.parent / f"{out.name}_open_loop_{task}.png")
         log(f"{task}: {json.dumps(results[task]['summary'])}")

@@ -57,13 +57,14 @@ class BraxEnv(SimEnv):
         ``"hopper"``.
       backend: Brax's physics pipeline (``"generalized"``, ``"positional"``,
         ``"spring"``; ``None``: the task's default).
+      action_repeat: simulator steps per agent step, rewards summed (default 1).
       **kwargs: passed to the Brax environment's constructor.
 
     Raises:
       ValueError: Brax is not installed, or it has no task of that name.
     """
 
-    def __init__(self, task: str, backend: str | None = None, **kwargs):
+    def __init__(self, task: str, backend: str | None = None, action_repeat: int = 1, **kwargs):
         if not brax_available():
             raise ValueError(
                 f"environment {task + SUFFIX!r} needs Brax, which is not installed: {EXTRA_HINT}"
@@ -76,7 +77,7 @@ class BraxEnv(SimEnv):
         if backend is not None:
             kwargs["backend"] = backend
         self._task = task
-        self._attach(brax_envs.get_environment(task, **kwargs))
+        self._attach(brax_envs.get_environment(task, **kwargs), action_repeat)
 
     @property
     def brax_env(self):

@@ -56,13 +56,17 @@ class DMCEnv(SimEnv):
       name: ``"cartpole_swingup-dmc"``, ``"cartpole_swingup"`` or a Playground
         name such as ``"CartpoleSwingup"``.
       impl: MJX backend; ``"jax"`` (default, pure JAX) or ``"warp"``.
+      action_repeat: simulator steps per agent step, rewards summed (default 1;
+        the DM Control benchmarks of DreamerV3 use 2). The default time limit
+        becomes ``ceil(1000 / action_repeat)`` agent steps.
       **config_overrides: more Playground config overrides.
 
     Raises:
-      ValueError: Playground is not installed, or it has no task of that name.
+      ValueError: Playground is not installed, it has no task of that name, or
+        ``action_repeat`` is not an integer >= 1.
     """
 
-    def __init__(self, name: str, impl: str = "jax", **config_overrides):
+    def __init__(self, name: str, impl: str = "jax", action_repeat: int = 1, **config_overrides):
         task = name[: -len(SUFFIX)] if name.endswith(SUFFIX) else name
         pg_name = DMC_TASKS.get(task, task)
         if not dmc_available():
@@ -81,7 +85,7 @@ class DMCEnv(SimEnv):
         self._task = task
         self._pg_name = pg_name
         overrides = {"impl": impl, **config_overrides}
-        self._attach(registry.load(pg_name, config_overrides=overrides))
+        self._attach(registry.load(pg_name, config_overrides=overrides), action_repeat)
 
     @property
     def playground_env(self):

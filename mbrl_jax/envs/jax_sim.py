@@ -13,12 +13,19 @@ unchanged and it compiles into the same program as the agent.
   shows in the return instead of silently pushing with nothing.
 * The simulator's ``done`` is the termination; ``params.max_steps_in_episode``
   is a truncation (agents bootstrap through it).
+* ``action_repeat`` (a constructor setting, default 1) applies each action for
+  that many simulator steps and sums their rewards, stopping at a
+  termination (the DM Control benchmark convention: DreamerV3 uses 2). The
+  default time limit is then ``ceil(1000 / action_repeat)`` agent steps, so an
+  episode still spans 1,000 simulator steps.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
@@ -44,27 +51,63 @@ class SimEnv(environment.Environment[SimEnvState, SimEnvParams]):
     """Base of the wrappers: subclasses set the simulator with :meth:`_attach` and
     name themselves with :attr:`name`."""
 
-    def _attach(self, sim_env) -> None:
+    #: Simulator steps in an episode of the default time limit.
+    episode_sim_steps = 1000
+
+    def _attach(self, sim_env, action_repeat: int = 1) -> None:
+        if isinstance(action_repeat, bool) or not isinstance(action_repeat, int | np.integer):
+            raise ValueError(f"action_repeat must be an integer >= 1, got {action_repeat!r}")
+        if action_repeat < 1:
+            raise ValueError(f"action_repeat must be an integer >= 1, got {action_repeat}")
+        self._action_repeat = int(action_repeat)
         self._env = sim_env
         self._action_size = int(sim_env.action_size)
         size = sim_env.observation_size
         self._obs_size = int(size if np.ndim(size) == 0 else np.prod(size))
 
     @property
+    def action_repeat(self) -> int:
+        """Simulator steps per agent step."""
+        return self._action_repeat
+
+    @property
     def default_params(self) -> SimEnvParams:
-        return SimEnvParams()
+        return SimEnvParams(
+            max_steps_in_episode=math.ceil(self.episode_sim_steps / self._action_repeat)
+        )
 
     def step_env(self, key, state, action, params):
         del key  # the simulators keep their own keys in their state
         action = jnp.reshape(jnp.asarray(action, jnp.float32), (self._action_size,))
         finite = jnp.all(jnp.isfinite(action))
         action = jnp.clip(jnp.where(jnp.isfinite(action), action, 0.0), -1.0, 1.0)
-        sim_state = _float_leaves(self._env.step(state.sim_state, action))
+        if self._action_repeat == 1:
+            sim_state = _float_leaves(self._env.step(state.sim_state, action))
+            total = sim_state.reward
+        else:
+            sim_state, total = self._repeat(state.sim_state, action)
         obs = jnp.asarray(sim_state.obs, jnp.float32).reshape(self._obs_size)
         terminated = (sim_state.done > 0.5) | ~finite
-        reward = jnp.where(finite, sim_state.reward, jnp.nan)
+        reward = jnp.where(finite, total, jnp.nan)
         next_state = SimEnvState(sim_state=sim_state, time=state.time + 1)
         return obs, next_state, reward, terminated, {}
+
+    def _repeat(self, sim_state, action):
+        """``action_repeat`` simulator steps; the state stops changing (and the
+        rewards stop adding up) at the first termination."""
+
+        def body(carry, _):
+            current, total = carry
+            stepped = _float_leaves(self._env.step(current, action))
+            stop = current.done > 0.5
+            current = jax.tree.map(lambda old, new: jnp.where(stop, old, new), current, stepped)
+            total = total + jnp.where(stop, 0.0, stepped.reward)
+            return (current, total), None
+
+        (sim_state, total), _ = jax.lax.scan(
+            body, (sim_state, jnp.float32(0.0)), None, length=self._action_repeat
+        )
+        return sim_state, total
 
     def reset_env(self, key, params):
         sim_state = _float_leaves(self._env.reset(key))

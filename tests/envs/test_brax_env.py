@@ -85,6 +85,38 @@ def test_time_limit_is_a_truncation_and_bad_actions_end_the_episode(pendulum):
         env.check_action(np.array([np.inf]))
 
 
+def test_action_repeat_sums_rewards_and_stops_at_the_termination(pendulum):
+    from mbrl_jax.envs.brax_env import BraxEnv
+
+    env, params = pendulum
+    repeated = BraxEnv("inverted_pendulum", action_repeat=2)
+    assert repeated.action_repeat == 2 and env.action_repeat == 1
+    assert repeated.default_params.max_steps_in_episode == 500
+    assert BraxEnv("inverted_pendulum", action_repeat=3).default_params.max_steps_in_episode == 334
+    params2 = dataclasses.replace(params, max_steps_in_episode=25)
+    key = jax.random.key(3)
+    _, (obs, _, reward, terminated, _, info) = jax.jit(lambda a: _rollout(env, params, key, a, 40))(
+        jnp.ones(1)
+    )
+    _, (obs2, _, reward2, terminated2, _, info2) = jax.jit(
+        lambda a: _rollout(repeated, params2, key, a, 20)
+    )(jnp.ones(1))
+    end = int(np.flatnonzero(np.asarray(terminated))[0])  # the first episode's last step
+    end2 = end // 2  # the agent step that holds simulator step `end`
+    assert bool(terminated2[end2]) and not np.any(np.asarray(terminated2[:end2]))
+    # Every agent step before the end is two simulator steps: same states, rewards summed.
+    np.testing.assert_allclose(obs2[:end2], obs[1:end:2][:end2], atol=1e-5)
+    np.testing.assert_array_equal(reward2[:end2], 2.0)
+    # The last agent step counts only the simulator steps up to the termination.
+    assert float(reward2[end2]) == (end % 2) + 1
+    np.testing.assert_allclose(
+        info2["final_observation"][end2], info["final_observation"][end], atol=1e-5
+    )
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="action_repeat must be an integer >= 1"):
+            BraxEnv("inverted_pendulum", action_repeat=bad)
+
+
 @pytest.mark.slow  # SAC on a Brax task compiles for ~40 s
 def test_sac_runs_on_a_brax_task_vmapped_over_seeds(pendulum):
     from mbrl_jax.agents import sac

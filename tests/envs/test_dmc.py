@@ -74,3 +74,21 @@ def test_time_limit_is_a_truncation_with_auto_reset(cartpole):
     assert np.all(np.asarray(terminated)) and np.all(np.isnan(np.asarray(reward)))
     with pytest.raises(ValueError, match="actions must be 1 finite numbers"):
         env.check_action(np.array([np.inf]))
+
+
+def test_action_repeat_two_spans_the_same_episode(cartpole):
+    env, params = cartpole
+    repeated = dmc.DMCEnv("cartpole_swingup-dmc", action_repeat=2)
+    params2 = repeated.default_params
+    assert params2.max_steps_in_episode == 500 and repeated.name == env.name
+    run = jax.jit(
+        lambda e, p, n: _rollout(e, p, jax.random.key(4), jnp.full(1, 0.8), n),
+        static_argnums=(0, 2),
+    )
+    _, (obs, _, reward, _, truncated, _) = run(env, params, 1000)
+    _, (obs2, _, reward2, _, truncated2, _) = run(repeated, params2, 500)
+    # One episode of 1,000 simulator steps either way, with the same return.
+    assert int(np.flatnonzero(np.asarray(truncated2))[0]) == 499
+    assert int(np.flatnonzero(np.asarray(truncated))[0]) == 999
+    np.testing.assert_allclose(np.asarray(obs2)[:100], np.asarray(obs)[1:200:2], atol=1e-4)
+    np.testing.assert_allclose(float(reward2.sum()), float(reward.sum()), rtol=1e-4)
