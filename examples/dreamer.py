@@ -266,12 +266,14 @@ def plot_curves(results: dict, path: Path) -> None:
                 label=f"seed {run['seed']}",
             )
             axes[1, i].plot(run["wall_s"], run["eval_returns"], marker=".", alpha=0.8)
-        for ax, xlabel in ((axes[0, i], "real environment steps"), (axes[1, i], "wall-clock s")):
+        steps_label = "simulator steps" if task in REPEAT else "real environment steps"
+        for ax, xlabel in ((axes[0, i], steps_label), (axes[1, i], "wall-clock s")):
             ax.axhline(target, color="k", ls=":", lw=1)
             ax.set_xlabel(xlabel)
             ax.set_ylabel("evaluation return")
             ax.grid(alpha=0.3)
-        axes[0, i].set_title(f"Dreamer, {task} ({TASKS[task][0]})")
+        repeat = f", action repeat {REPEAT[task]}" if task in REPEAT else ""
+        axes[0, i].set_title(f"Dreamer, {task}\n({TASKS[task][0]}{repeat})", fontsize=9)
         axes[0, i].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
