@@ -61,7 +61,8 @@ class BraxEnv(SimEnv):
       **kwargs: passed to the Brax environment's constructor.
 
     Raises:
-      ValueError: Brax is not installed, or it has no task of that name.
+      ValueError: Brax is not installed, it has no task of that name, or
+        ``action_repeat`` is not an integer >= 1.
     """
 
     def __init__(self, task: str, backend: str | None = None, action_repeat: int = 1, **kwargs):
