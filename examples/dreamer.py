@@ -76,7 +76,8 @@ TASKS = {
 #: Action repeat of a task (default 1): its steps stay simulator steps (100,000
 #: steps at repeat 2 are 50,000 agent decisions), as the DM Control benchmarks count.
 REPEAT = {"cartpole_swingup_dmc_repeat2": 2}
-DMC_TASK_KEYS = {"cartpole_swingup_dmc", "cartpole_swingup_dmc_repeat2"}
+#: Tasks of the DM Control Suite (the ``[dmc]`` extra).
+DMC_TASK_KEYS = {task for task, spec in TASKS.items() if spec[0].endswith(dmc.SUFFIX)}
 #: Tasks of about two hours a seed on a 2-core CPU: ``--long-seeds`` seeds (default 1).
 LONG = {"cartpole_pixels", "pendulum_pixels"} | DMC_TASK_KEYS
 #: Settings that differ from ``dreamer.Config()``: from pixels a world-model

@@ -55,11 +55,10 @@ class SimEnv(environment.Environment[SimEnvState, SimEnvParams]):
     episode_sim_steps = 1000
 
     def _attach(self, sim_env, action_repeat: int = 1) -> None:
-        if isinstance(action_repeat, bool) or not isinstance(action_repeat, int | np.integer):
-            raise ValueError(f"action_repeat must be an integer >= 1, got {action_repeat!r}")
-        if action_repeat < 1:
-            raise ValueError(f"action_repeat must be an integer >= 1, got {action_repeat}")
-        self._action_repeat = int(action_repeat)
+        repeat = action_repeat
+        if isinstance(repeat, bool) or not isinstance(repeat, int | np.integer) or repeat < 1:
+            raise ValueError(f"action_repeat must be an integer >= 1, got {repeat!r}")
+        self._action_repeat = int(repeat)
         self._env = sim_env
         self._action_size = int(sim_env.action_size)
         size = sim_env.observation_size
