@@ -21,7 +21,7 @@ def test_first_hits_per_seed():
 
 def test_every_variant_builds_with_its_overrides():
     env, params = envs.make("CartPole-v1")
-    for name, (agent, steps, over, dqn_over) in example.VARIANTS.items():
+    for name, (agent, steps, over, dqn_over, *_) in example.VARIANTS.items():
         config = example.variant_config(name, Budget(num_steps=steps))
         learner = config.dqn if agent == "dyna_dqn" else config
         assert learner.num_steps == steps
@@ -32,4 +32,7 @@ def test_every_variant_builds_with_its_overrides():
         assert run.chunked is not None
         # The budget is the variant's real steps (chunks of whole units).
         assert run.chunked.initial_steps + run.chunked.num_units * run.chunked.unit_steps == steps
+        # Whole evaluation intervals: 2,500 steps, 500 in the short runs.
+        assert steps % example.eval_every(name) == 0
+        assert example.eval_every(name) == (500 if name.startswith("f_") else 2500)
     assert {a for a, *_ in example.VARIANTS.values()} == {"dqn", "dyna_dqn"}
