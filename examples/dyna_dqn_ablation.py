@@ -114,6 +114,32 @@ VARIANTS = {
         {**_FAST, "gradient_steps": 8},
         FINE_EVAL_EVERY_STEPS,
     ),
+    # A model fitted on more of the real data (10,000 transitions, 10 epochs).
+    "f_dyna_8u_ln_rr075_fit10k": (
+        "dyna_dqn",
+        10_000,
+        {
+            "rollout_batch": 10_000,
+            "model_buffer_size": 50_000,
+            "real_ratio": 0.75,
+            "model_fit_size": 10_000,
+            "model_epochs": 10,
+        },
+        {**_FAST, "gradient_steps": 8},
+        FINE_EVAL_EVERY_STEPS,
+    ),
+    "f_dyna_16u_ln_fit10k": (
+        "dyna_dqn",
+        10_000,
+        {
+            "rollout_batch": 20_000,
+            "model_buffer_size": 100_000,
+            "model_fit_size": 10_000,
+            "model_epochs": 10,
+        },
+        {**_FAST, "gradient_steps": 16},
+        FINE_EVAL_EVERY_STEPS,
+    ),
     "f_dyna_16u_ln": (
         "dyna_dqn",
         10_000,

@@ -113,8 +113,10 @@ class Config:
     over 5,000 steps, evaluated every 500) DQN reaches it after 2,500-5,500
     steps (median 4,000-4,500); Dyna-DQN at the same settings is no faster:
     half-imagined batches at 16 updates 3,500-7,500, a quarter imagined at 8
-    updates 3,000-9,500, mostly imagined 10-step rollouts at 16 updates
-    4,000-8,500 and at 32 updates 3,000-10,000 in 3 of 5 (variants ``f_*``).
+    updates 3,000-9,500 (with the model fitted on all real data for 10 epochs:
+    3,500-7,500 and 3,500-9,500), mostly imagined 10-step rollouts at 16
+    updates 4,000-8,500 and at 32 updates 3,000-10,000 in 3 of 5 (variants
+    ``f_*``).
 
     Attributes:
       dqn: the learner's :class:`mbrl_jax.agents.dqn.Config` (``num_steps``
