@@ -55,10 +55,10 @@ class Config:
     ``layer_norm=True`` with ``learning_rate=1e-3``, 8-32 ``gradient_steps``
     and epsilon falling over 5,000 steps is far more sample-efficient on
     ``CartPole-v1``: the greedy policy first reaches >= 475 after 2,500-5,500
-    real steps in every seed of 5 (``examples/dyna_dqn_ablation.py``,
-    variants ``f_dqn_*``; at 4 updates in 3 of 5), though not yet stably by
-    10,000 steps. The
-    defaults stay as measured above (the figures of the README's comparisons).
+    real steps in every seed of 5 (``examples/dyna_dqn_ablation.py``, variants
+    ``f_dqn_*``; at 4 updates in 3 of 5), though not yet stably by 10,000
+    steps. The defaults stay as measured above (the figures of the README's
+    comparisons).
 
     Attributes:
       num_steps: real environment steps per seed.
