@@ -90,15 +90,17 @@ class BraxEnv(SimEnv):
         return self._task + SUFFIX
 
 
-def make_brax(name: str) -> tuple[BraxEnv, BraxEnvParams]:
-    """``(env, params)`` of a registered ``<task>-brax`` name.
+def make_brax(name: str, action_repeat: int = 1) -> tuple[BraxEnv, BraxEnvParams]:
+    """``(env, params)`` of a registered ``<task>-brax`` name, each action held
+    for ``action_repeat`` simulator steps (:class:`BraxEnv`).
 
     Raises:
-      ValueError: not a registered name, or Brax is not installed.
+      ValueError: not a registered name, Brax is not installed, or
+        ``action_repeat`` is not an integer >= 1.
     """
     if name not in registered_names():
         raise ValueError(f"unknown Brax environment {name!r}; registered: {registered_names()}")
-    env = BraxEnv(name[: -len(SUFFIX)])
+    env = BraxEnv(name[: -len(SUFFIX)], action_repeat=action_repeat)
     return env, env.default_params
 
 

@@ -97,13 +97,14 @@ class DMCEnv(SimEnv):
         return self._task + SUFFIX
 
 
-def make_dmc(name: str) -> tuple[DMCEnv, DMCEnvParams]:
-    """``(env, params)`` of a registered ``<task>-dmc`` name."""
+def make_dmc(name: str, action_repeat: int = 1) -> tuple[DMCEnv, DMCEnvParams]:
+    """``(env, params)`` of a registered ``<task>-dmc`` name, each action held
+    for ``action_repeat`` simulator steps (:class:`DMCEnv`)."""
     if name not in registered_names():
         raise ValueError(
             f"unknown DM Control environment {name!r}; registered: {registered_names()}"
         )
-    env = DMCEnv(name)
+    env = DMCEnv(name, action_repeat=action_repeat)
     return env, env.default_params
 
 

@@ -85,11 +85,15 @@ def _apply_overrides(params, overrides: dict, env_name: str):
     return params.replace(**replaced)
 
 
-def make(name: str, **param_overrides):
+def make(name: str, *, action_repeat: int | None = None, **param_overrides):
     """Creates an environment and its default parameters.
 
     Args:
       name: one of :func:`names` (e.g. ``"DynaMaze"``, ``"BlockingMaze"``, ``"CartPole-v1"``).
+      action_repeat: simulator environments only (``<task>-brax``,
+        ``<task>-dmc``): simulator steps per agent step, rewards summed; the
+        default time limit becomes ``ceil(1000 / action_repeat)`` agent steps.
+        ``None``: 1.
       **param_overrides: fields of the environment's params to replace, e.g.
         ``make("DynaMaze", slip_prob=0.1, max_steps_in_episode=500)``.
 
@@ -97,10 +101,19 @@ def make(name: str, **param_overrides):
       ``(env, params)``.
 
     Raises:
-      ValueError: unknown name or parameter, an out-of-range value, a
-        ``<task>-brax`` name without Brax installed (``pip install -e ".[brax]"``)
-        or a ``<task>-dmc`` name without MuJoCo Playground (``pip install -e ".[dmc]"``).
+      ValueError: unknown name or parameter, an out-of-range value, an
+        ``action_repeat`` for an environment that is not a simulator's (or
+        not an integer >= 1), a ``<task>-brax`` name without Brax installed
+        (``pip install -e ".[brax]"``) or a ``<task>-dmc`` name without MuJoCo
+        Playground (``pip install -e ".[dmc]"``).
     """
+    simulator = name in brax_env.registered_names() or name in dmc.registered_names()
+    if action_repeat is not None and not simulator:
+        raise ValueError(
+            f"action_repeat: only simulator environments (<task>-brax, <task>-dmc) "
+            f"take an action repeat; {name!r} is not one"
+        )
+    repeat = 1 if action_repeat is None else action_repeat
     if name in _MAZES:
         params = _apply_overrides(_MAZES[name](), param_overrides, name)
         validate_params(params)
@@ -112,9 +125,9 @@ def make(name: str, **param_overrides):
         env, params = gymnax.make(name)
         return env, _apply_overrides(params, param_overrides, name)
     if name in brax_env.registered_names():
-        env, params = brax_env.make_brax(name)
+        env, params = brax_env.make_brax(name, action_repeat=repeat)
         return env, _apply_overrides(params, param_overrides, name)
     if name in dmc.registered_names():
-        env, params = dmc.make_dmc(name)
+        env, params = dmc.make_dmc(name, action_repeat=repeat)
         return env, _apply_overrides(params, param_overrides, name)
     raise ValueError(f"unknown environment {name!r}; available: {', '.join(names())}")

@@ -117,6 +117,22 @@ def test_action_repeat_sums_rewards_and_stops_at_the_termination(pendulum):
             BraxEnv("inverted_pendulum", action_repeat=bad)
 
 
+def test_make_takes_an_action_repeat_for_simulators_only(pendulum):
+    env, params = envs.make("inverted_pendulum-brax", action_repeat=2)
+    assert env.action_repeat == 2 and params.max_steps_in_episode == 500
+    env, params = envs.make("inverted_pendulum-brax", action_repeat=4, max_steps_in_episode=30)
+    assert env.action_repeat == 4 and params.max_steps_in_episode == 30
+    assert envs.make("inverted_pendulum-brax")[0].action_repeat == 1
+    with pytest.raises(ValueError, match="action_repeat must be an integer >= 1"):
+        envs.make("inverted_pendulum-brax", action_repeat=0)
+
+
+def test_make_refuses_an_action_repeat_elsewhere():
+    for name in ("CartPole-v1", "DynaMaze", "ContinuousCartPole"):
+        with pytest.raises(ValueError, match=r"^action_repeat: only simulator environments"):
+            envs.make(name, action_repeat=2)
+
+
 @pytest.mark.slow  # SAC on a Brax task compiles for ~40 s
 def test_sac_runs_on_a_brax_task_vmapped_over_seeds(pendulum):
     from mbrl_jax.agents import sac
