@@ -108,7 +108,7 @@ def make(name: str, *, action_repeat: int | None = None, **param_overrides):
         Playground (``pip install -e ".[dmc]"``).
     """
     simulator = name in brax_env.registered_names() or name in dmc.registered_names()
-    if action_repeat is not None and not simulator:
+    if action_repeat is not None and not simulator and name in names():
         raise ValueError(
             f"action_repeat: only simulator environments (<task>-brax, <task>-dmc) "
             f"take an action repeat; {name!r} is not one"

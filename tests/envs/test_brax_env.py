@@ -131,6 +131,8 @@ def test_make_refuses_an_action_repeat_elsewhere():
     for name in ("CartPole-v1", "DynaMaze", "ContinuousCartPole"):
         with pytest.raises(ValueError, match=r"^action_repeat: only simulator environments"):
             envs.make(name, action_repeat=2)
+    with pytest.raises(ValueError, match="unknown environment 'walker-brax'"):
+        envs.make("walker-brax", action_repeat=2)
 
 
 @pytest.mark.slow  # SAC on a Brax task compiles for ~40 s
