@@ -12,7 +12,7 @@ seed.
         [--out docs/dyna_dqn_ablation]
 
 Writes ``<out>.json`` (every curve and the table); each variant's run is kept as
-``<out>/<variant>.json`` and reused unless ``--rerun``. About 2-13 minutes a
+``<out>/<variant>.json`` and reused unless ``--rerun``. About 1-13 minutes a
 variant on a 2-core CPU.
 """
 
