@@ -101,10 +101,8 @@ OBS_NAMES = {
 
 def make_env(task: str):
     name, pixels, *_ = TASKS[task]
-    if task in REPEAT:
-        env = dmc.DMCEnv(name, action_repeat=REPEAT[task])
-        return env, env.default_params
-    env, params = envs.make(name)
+    repeat = {"action_repeat": REPEAT[task]} if task in REPEAT else {}
+    env, params = envs.make(name, **repeat)
     return (PixelObservation(env, size=64) if pixels else env), params
 
 
